@@ -1,0 +1,24 @@
+/*
+ * Compaction of a data folder's LMDB file.  LMDB never shrinks its file
+ * and leaves leaf pages half full where chunks of many series are inserted
+ * mid-page (storage-format.md section "Compaction"); a compacting copy
+ * writes every page full and drops free pages.
+ */
+#ifndef TSDB_COMPACT_H
+#define TSDB_COMPACT_H
+
+#include <stdint.h>
+
+/*
+ * Rewrites DIR/data.mdb compactly: rebuilds it in DIR/data.mdb.compact
+ * with every page full, syncs the copy, and renames it over the original
+ * (the
+ * rename is the commit point: a crash before it leaves the original, after
+ * it the copy).  The folder must not be open: this takes its writer lock.
+ * *before and *after (may be NULL) receive the file sizes.  Returns
+ * TSDB_OK, TSDB_ELOCKED if a writer has the folder open, TSDB_ENOTFOUND,
+ * TSDB_EIO.
+ */
+int tsdb_compact(const char *dir, uint64_t *before, uint64_t *after);
+
+#endif
