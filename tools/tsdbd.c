@@ -1,0 +1,214 @@
+/*
+ * tsdbd: the server.  Opens the data folder, serves HTTP on a loopback
+ * address, and on SIGTERM or SIGINT stops accepting, checkpoints (flush,
+ * sync) and exits 0.
+ */
+#define LOG_MODULE "tsdbd"
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http/server.h"
+#include "tsdb/db.h"
+#include "tsdb/log.h"
+
+static void usage(FILE *f)
+{
+    fprintf(
+        f,
+        "usage: tsdbd [options]\n"
+        "  --data DIR          data folder, created if missing (default "
+        "./data)\n"
+        "  --listen HOST:PORT  HTTP address (default 127.0.0.1:9201)\n"
+        "  --retention DUR     delete data older than DUR, e.g. 30d, 12h;\n"
+        "                      0 keeps everything (default 0)\n"
+        "  --wal-sync DUR      fsync the write-ahead log this often; 0 "
+        "syncs\n"
+        "                      every write (default 1s).  Writes survive a\n"
+        "                      crash of the process either way; this bounds\n"
+        "                      what a power loss can take\n"
+        "  --max-series N      refuse new series past N (default 5000000)\n"
+        "  --map-size BYTES    LMDB map size, suffixes K M G T (default 64G)\n"
+        "  --threads N         HTTP request threads (default 4)\n"
+        "  --log-level LEVEL   error, warn, info or debug (default info)\n"
+        "  --help              this text\n");
+}
+
+/* Parses "30d", "1h30m", "500ms", "0" into milliseconds. */
+static bool parse_duration(const char *s, int64_t *ms)
+{
+    static const struct {
+        const char *unit;
+        int64_t ms;
+    } units[] = {{"ms", 1},         {"s", 1000},     {"m", 60000},
+                 {"h", 3600000},    {"d", 86400000}, {"w", 604800000},
+                 {"y", 31536000000}};
+    int64_t total = 0;
+
+    if (strcmp(s, "0") == 0) {
+        *ms = 0;
+        return true;
+    }
+    while (*s) {
+        char *end;
+        long long n = strtoll(s, &end, 10);
+        size_t i, best = 0, best_len = 0;
+        if (end == s || n < 0)
+            return false;
+        for (i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+            size_t l = strlen(units[i].unit);
+            if (strncmp(end, units[i].unit, l) == 0 && l > best_len) {
+                best = i;
+                best_len = l;
+            }
+        }
+        if (best_len == 0)
+            return false;
+        total += (int64_t)n * units[best].ms;
+        s = end + best_len;
+    }
+    *ms = total;
+    return true;
+}
+
+static bool parse_size(const char *s, size_t *out)
+{
+    char *end;
+    unsigned long long n = strtoull(s, &end, 10);
+    int shift = 0;
+
+    switch (*end) {
+    case 'K':
+        shift = 10;
+        end++;
+        break;
+    case 'M':
+        shift = 20;
+        end++;
+        break;
+    case 'G':
+        shift = 30;
+        end++;
+        break;
+    case 'T':
+        shift = 40;
+        end++;
+        break;
+    }
+    if (end == s || *end || n == 0)
+        return false;
+    *out = (size_t)n << shift;
+    return true;
+}
+
+static int bad_flag(const char *flag, const char *value, const char *want)
+{
+    fprintf(stderr, "tsdbd: %s '%s' is not %s\n", flag, value, want);
+    return 2;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"data", required_argument, NULL, 'd'},
+        {"listen", required_argument, NULL, 'l'},
+        {"retention", required_argument, NULL, 'r'},
+        {"wal-sync", required_argument, NULL, 'w'},
+        {"max-series", required_argument, NULL, 's'},
+        {"map-size", required_argument, NULL, 'm'},
+        {"threads", required_argument, NULL, 't'},
+        {"log-level", required_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    struct http_server_options ho = {"127.0.0.1:9201", 4};
+    struct tsdb_options o;
+    struct http_server *srv = NULL;
+    struct tsdb *db;
+    int64_t ms;
+    sigset_t sigs;
+    char err[256];
+    int opt, sig, rc;
+
+    tsdb_options_init(&o);
+    while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        switch (opt) {
+        case 'd':
+            o.dir = optarg;
+            break;
+        case 'l':
+            ho.listen = optarg;
+            break;
+        case 'r':
+            if (!parse_duration(optarg, &o.retention_ms))
+                return bad_flag("--retention", optarg, "a duration");
+            break;
+        case 'w':
+            if (!parse_duration(optarg, &ms) || ms > 3600000)
+                return bad_flag("--wal-sync", optarg, "a duration <= 1h");
+            o.wal_sync_ms = (int)ms;
+            break;
+        case 's':
+            o.max_series = strtoull(optarg, NULL, 10);
+            break;
+        case 'm':
+            if (!parse_size(optarg, &o.map_size))
+                return bad_flag("--map-size", optarg, "a size like 64G");
+            break;
+        case 't':
+            ho.threads = (unsigned)atoi(optarg);
+            break;
+        case 'v':
+            if (!tsdb_log_parse_level(optarg, &tsdb_log_level))
+                return bad_flag("--log-level", optarg,
+                                "error, warn, info or debug");
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "tsdbd: unexpected argument '%s'\n", argv[optind]);
+        return 2;
+    }
+
+    /* Signals are taken by sigwait below, never by a worker thread. */
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    log_info("starting: data '%s', listen %s, retention %" PRId64
+             " ms, wal-sync %d ms, max-series %zu, map-size %zu",
+             o.dir, ho.listen, o.retention_ms, o.wal_sync_ms, o.max_series,
+             o.map_size);
+    rc = tsdb_open(&o, &db);
+    if (rc != TSDB_OK) {
+        log_error("cannot open data folder '%s': %s", o.dir, tsdb_strerror(rc));
+        return 1;
+    }
+    rc = http_server_start(db, &ho, &srv, err, sizeof(err));
+    if (rc != TSDB_OK) {
+        log_error("%s", err);
+        tsdb_close(db);
+        return 1;
+    }
+    sigwait(&sigs, &sig);
+    log_info("received %s: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    http_server_stop(srv);
+    rc = tsdb_close(db);
+    if (rc != TSDB_OK) {
+        log_error("shutdown flush failed: %s", tsdb_strerror(rc));
+        return 1;
+    }
+    log_info("stopped cleanly");
+    return 0;
+}
