@@ -556,6 +556,10 @@ static void disk_figures(struct tsdb *db, const char *dir, size_t samples)
     check(tsdb_seal_all(db), "seal");
     check(tsdb_flush(db), "flush");
     figure("seal_flush_s", now_s() - t0, "s");
+    /* The flusher packs sealed chunks on its own thread; sustained ingest
+     * is the lower of this and the append rate. */
+    figure("flush_samples_per_s", n / (now_s() - t0),
+           "samples/s (packing and writing, flusher thread)");
     tsdb_stats_get(db, &st);
     figure("lmdb_file_bytes_per_sample", (double)st.lmdb_file_bytes / n,
            "bytes/sample");

@@ -2,7 +2,7 @@
  * Internal bit I/O shared by the two chunk codecs (gorilla.c, pack.c); not
  * a public API.  Every bitstream here is MSB-first: the first bit written
  * is bit 7 of byte 0, and a field of n bits is stored most significant bit
- * first.  docs-draft/codec.md section "Conventions" defines this order.
+ * first.  storage-format.md section "Conventions" defines this order.
  *
  * Three tools:
  * 1. bitio_or_put(): ORs a field into a zeroed buffer at any bit offset.
@@ -211,7 +211,7 @@ static inline bool bitio_r_over(const struct bitio_r *r)
 
 /*
  * Gorilla XOR value codes, shared so that both codecs write and read one
- * format (docs-draft/codec.md section "XOR value codes").  The window is
+ * format (storage-format.md section "XOR value codes").  The window is
  * (lead, trail): the XOR's meaningful bits lie between lead leading and
  * trail trailing zero bits; it starts as (0, 0).
  */

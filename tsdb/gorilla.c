@@ -1,7 +1,7 @@
 /*
  * The Gorilla codec for open (head) chunks: one sample appended at a time,
  * timestamps as delta-of-delta in prefix classes, values XORed against the
- * previous value.  The bitstream is specified in docs-draft/codec.md
+ * previous value.  The bitstream is specified in storage-format.md
  * section "Gorilla bitstream"; this file does not restate it.
  *
  * Sits below chunk.c and the head; pure code (no LMDB, logging, globals).

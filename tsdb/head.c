@@ -18,7 +18,6 @@
 #include "tsdb/chunk.h"
 #include "tsdb/error.h"
 #include "tsdb/format.h"
-#include "tsdb/pack.h"
 
 int head_init(struct head *h, uint32_t chunk_samples, int64_t chunk_span_ms)
 {
@@ -162,88 +161,33 @@ static int push_pending(struct head *h, struct head_series *s,
     return TSDB_OK;
 }
 
-/* Queues the entry of ts/vs[0..n) as a sealed chunk of s. */
-static int push_entry(struct head *h, struct head_series *s,
-                      const uint8_t *entry, size_t len, const int64_t *ts,
-                      uint32_t n)
-{
-    struct head_chunk *c = malloc(sizeof(*c) + len);
-
-    if (!c)
-        return TSDB_ENOMEM;
-    c->mint = ts[0];
-    c->maxt = ts[n - 1];
-    c->count = n;
-    c->in_flight = false;
-    c->len = len;
-    memcpy(c->val, entry, len);
-    if (push_pending(h, s, c) != TSDB_OK) {
-        free(c);
-        return TSDB_ENOMEM;
-    }
-    return TSDB_OK;
-}
-
 /*
- * Seals ts/vs[0..n) as packed entries of at most TSDB_CHUNK_ENTRY_MAX
- * bytes, halving the range until each half fits (a single sample always
- * does).
- */
-static int seal_range(struct head *h, struct head_series *s, const int64_t *ts,
-                      const double *vs, uint32_t n)
-{
-    uint8_t entry[TSDB_CHUNK_ENTRY_MAX];
-    size_t len;
-    int rc;
-
-    rc = tsdb_chunk_build(s->id, ts, vs, n, entry, sizeof(entry), &len);
-    if (rc == TSDB_OK)
-        return push_entry(h, s, entry, len, ts, n);
-    if (rc != TSDB_EFULL || n < 2)
-        return rc == TSDB_EFULL ? TSDB_ENOMEM : rc;
-    rc = seal_range(h, s, ts, vs, n / 2);
-    if (rc == TSDB_OK)
-        rc = seal_range(h, s, ts + n / 2, vs + n / 2, n - n / 2);
-    return rc;
-}
-
-/*
- * Seals the open chunk: packed, or its Gorilla bytes as they are when that
- * is smaller and fits one entry.
+ * Seals the open chunk as it stands, Gorilla bytes and all: packing costs
+ * about ten times an append, so the flusher does it on its own thread when
+ * it stores the chunk (store.c).
  */
 static int seal_open(struct head *h, struct head_series *s)
 {
-    uint32_t n = s->open.count;
-    size_t glen = gorilla_enc_len(&s->open), len;
-    int64_t *ts = malloc(n * sizeof(*ts));
-    double *vs = malloc(n * sizeof(*vs));
-    uint8_t entry[TSDB_CHUNK_ENTRY_MAX];
-    uint32_t had = s->npending;
-    int rc = TSDB_ENOMEM;
+    size_t glen = gorilla_enc_len(&s->open), cap, len;
+    struct head_chunk *c;
 
-    if (!ts || !vs)
-        goto out;
-    rc = gorilla_decode(s->open.buf, glen, n, ts, vs);
-    if (rc != TSDB_OK)
-        goto out;
-    rc = tsdb_chunk_build(s->id, ts, vs, n, entry, sizeof(entry), &len);
-    if (rc == TSDB_OK && len > glen + TSDB_CHUNK_HEADER_MAX &&
-        tsdb_chunk_build_raw(s->id, TSDB_CHUNK_ENC_GORILLA, ts[0], ts[n - 1], n,
-                             s->open.buf, glen, entry, sizeof(entry),
-                             &len) == TSDB_OK)
-        rc = TSDB_OK;
-    if (rc == TSDB_OK)
-        rc = push_entry(h, s, entry, len, ts, n);
-    else if (rc == TSDB_EFULL)
-        rc = seal_range(h, s, ts, vs, n);
-
-    /* All or nothing: the open chunk still holds every sample. */
-    while (rc != TSDB_OK && s->npending > had)
-        free(s->pending[--s->npending]);
-out:
-    free(ts);
-    free(vs);
-    return rc;
+    cap = glen + TSDB_CHUNK_HEADER_MAX;
+    c = malloc(sizeof(*c) + cap);
+    if (!c)
+        return TSDB_ENOMEM;
+    c->mint = s->open_mint;
+    c->maxt = s->maxt;
+    c->count = s->open.count;
+    c->in_flight = false;
+    if (tsdb_chunk_build_raw(s->id, TSDB_CHUNK_ENC_GORILLA, s->open_mint,
+                             s->maxt, s->open.count, s->open.buf, glen, c->val,
+                             cap, &len) != TSDB_OK ||
+        push_pending(h, s, c) != TSDB_OK) {
+        free(c);
+        return TSDB_ENOMEM;
+    }
+    c->len = len;
+    return TSDB_OK;
 }
 
 int head_seal(struct head *h, struct head_series *s)

@@ -17,7 +17,7 @@
 #include "tsdb/gorilla.h"
 
 /* A sealed chunk waiting for the flusher: its complete entry (chunk.h),
- * at most TSDB_CHUNK_ENTRY_MAX bytes. */
+ * Gorilla encoded; the flusher packs it. */
 struct head_chunk {
     int64_t mint;
     int64_t maxt;

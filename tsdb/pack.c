@@ -2,7 +2,7 @@
  * The sealed-chunk codec.  A sealed chunk is written once and decoded by
  * every query, so the encoder may look at the whole chunk several times
  * to pick the smallest of a few sub-encodings, and the decoder works a
- * block of values at a time.  The stream is specified in docs-draft/codec.md
+ * block of values at a time.  The stream is specified in storage-format.md
  * section "Packed chunk"; this file does not restate it.
  *
  * Timestamps become one integer sequence (grid residuals, deltas or
@@ -50,7 +50,7 @@
 /* Largest decimal scale k (10^18 and below are exact doubles). */
 #define PACK_KMAX 18
 
-/* Mode byte (docs-draft/codec.md "Packed chunk", header). */
+/* Mode byte (storage-format.md "Packed chunk", header). */
 #define TS_GRID  0
 #define TS_DELTA 1
 #define TS_DOD   2

@@ -93,80 +93,142 @@ int store_newest_time(struct tsdb *db, MDB_txn *txn, uint64_t sid,
     return rc;
 }
 
-/*
- * Tries to append chunk c to the newest stored entry of sid, re-encoding
- * both as one, so that entries grow towards the entry limit and the
- * per-chunk overhead (node, header) stays small.  Both must lie in the
- * same aligned window of chunk_span_ms, which bounds what retention keeps
- * past its cutoff and what a short range read decodes.  Returns TSDB_OK if
- * merged, TSDB_ENOTFOUND if c must be stored on its own.
- */
-static int try_merge(struct tsdb *db, MDB_cursor *cur, uint64_t sid,
-                     const struct head_chunk *c, struct merge_buf *m,
-                     int64_t *bytes)
+/* Counts a stored entry of len bytes that replaced one of old bytes. */
+static void account(struct tsdb *db, size_t len, size_t old)
 {
-    struct tsdb_chunk last, next;
-    uint8_t key[TSDB_CHUNK_KEY_LEN];
-    MDB_val k, v;
-    size_t len, old_len;
-    int rc;
-
-    if (seek_last_chunk(cur, sid, &k, &v) != TSDB_OK)
-        return TSDB_ENOTFOUND;
-    old_len = v.mv_size;
-    if (tsdb_chunk_parse(sid, v.mv_data, v.mv_size, &last) != TSDB_OK ||
-        last.maxt >= c->mint || last.count + c->count > GORILLA_MAX_SAMPLES ||
-        head_window(last.mint, db->opt.chunk_span_ms) !=
-            head_window(c->mint, db->opt.chunk_span_ms))
-        return TSDB_ENOTFOUND;
-    if (tsdb_chunk_parse(sid, c->val, c->len, &next) != TSDB_OK ||
-        tsdb_chunk_decode(&last, m->ts, m->vs) != TSDB_OK ||
-        tsdb_chunk_decode(&next, m->ts + last.count, m->vs + last.count) !=
-            TSDB_OK)
-        return TSDB_ENOTFOUND;
-    rc = tsdb_chunk_build(sid, m->ts, m->vs, last.count + next.count, m->val,
-                          TSDB_CHUNK_ENTRY_MAX, &len);
-    if (rc != TSDB_OK)
-        return TSDB_ENOTFOUND;
-
-    /* Same key, bigger value.  k points into a page this put may rewrite:
-     * use a copy. */
-    tsdb_chunk_key(key, sid, last.mint);
-    k = (MDB_val){sizeof(key), key};
-    v = (MDB_val){len, m->val};
-    rc = mdb_cursor_put(cur, &k, &v, 0);
-    if (rc != MDB_SUCCESS)
-        return tsdb_mdb_error(rc);
-    *bytes = (int64_t)len - (int64_t)old_len;
-    return TSDB_OK;
+    atomic_fetch_add(&db->chunks_written, 1);
+    atomic_fetch_add(&db->chunk_bytes, (int64_t)len - (int64_t)old);
 }
 
-/* Stores sealed chunk c of series sid, merged into the newest if it fits. */
-static int write_chunk(struct tsdb *db, MDB_cursor *cur, uint64_t sid,
-                       const struct head_chunk *c, struct merge_buf *m)
+/*
+ * Stores ts/vs[0..n) of sid as new packed entries, halving the range until
+ * each entry fits TSDB_CHUNK_ENTRY_MAX (a single sample always does).
+ */
+static int put_packed(struct tsdb *db, MDB_cursor *cur, uint64_t sid,
+                      const int64_t *ts, const double *vs, uint32_t n,
+                      uint8_t *buf)
 {
     uint8_t key[TSDB_CHUNK_KEY_LEN];
-    MDB_val k = {sizeof(key), key}, v = {c->len, (void *)c->val};
-    int64_t bytes = (int64_t)c->len;
+    MDB_val k = {sizeof(key), key}, v;
+    size_t len;
     int rc;
 
-    rc = try_merge(db, cur, sid, c, m, &bytes);
-    if (rc == TSDB_ENOTFOUND) {
-        tsdb_chunk_key(key, sid, c->mint);
-        rc = mdb_cursor_put(cur, &k, &v, MDB_NOOVERWRITE);
-        if (rc == MDB_KEYEXIST) {
-            /* Invariant 1 would break: refuse rather than overwrite. */
-            log_error("chunk of series %" PRIu64 " at %" PRId64
-                      " is already stored",
-                      sid, c->mint);
-            rc = TSDB_ECORRUPT;
-        } else {
-            rc = tsdb_mdb_error(rc);
-        }
+    rc = tsdb_chunk_build(sid, ts, vs, n, buf, TSDB_CHUNK_ENTRY_MAX, &len);
+    if (rc == TSDB_EFULL && n > 1) {
+        rc = put_packed(db, cur, sid, ts, vs, n / 2, buf);
+        if (rc == TSDB_OK)
+            rc = put_packed(db, cur, sid, ts + n / 2, vs + n / 2, n - n / 2,
+                            buf);
+        return rc;
     }
-    if (rc == TSDB_OK) {
-        atomic_fetch_add(&db->chunks_written, 1);
-        atomic_fetch_add(&db->chunk_bytes, bytes);
+    if (rc != TSDB_OK)
+        return rc;
+    tsdb_chunk_key(key, sid, ts[0]);
+    v = (MDB_val){len, buf};
+    rc = mdb_cursor_put(cur, &k, &v, MDB_NOOVERWRITE);
+    if (rc == MDB_KEYEXIST) {
+        /* Invariant 1 would break: refuse rather than overwrite. */
+        log_error("chunk of series %" PRIu64 " at %" PRId64
+                  " is already stored",
+                  sid, ts[0]);
+        return TSDB_ECORRUPT;
+    }
+    if (rc == MDB_SUCCESS)
+        account(db, len, 0);
+    return tsdb_mdb_error(rc);
+}
+
+/*
+ * Decodes the newest stored entry of sid into m->ts/vs if c may join it:
+ * same aligned window of chunk_span_ms (which bounds what retention keeps
+ * past its cutoff and what a short range read decodes), older than c, and
+ * room for the count.  Returns its sample count, 0 if c goes alone; *old
+ * gets the entry's size.
+ */
+static uint32_t load_tail(struct tsdb *db, MDB_cursor *cur, uint64_t sid,
+                          const struct tsdb_chunk *c, struct merge_buf *m,
+                          size_t *old)
+{
+    struct tsdb_chunk last;
+    MDB_val k, v;
+
+    if (seek_last_chunk(cur, sid, &k, &v) != TSDB_OK ||
+        v.mv_size >= TSDB_CHUNK_ENTRY_MAX ||
+        tsdb_chunk_parse(sid, v.mv_data, v.mv_size, &last) != TSDB_OK ||
+        last.maxt >= c->mint || last.count + c->count > GORILLA_MAX_SAMPLES ||
+        head_window(last.mint, db->opt.chunk_span_ms) !=
+            head_window(c->mint, db->opt.chunk_span_ms) ||
+        tsdb_chunk_decode(&last, m->ts, m->vs) != TSDB_OK)
+        return 0;
+    *old = v.mv_size;
+    return last.count;
+}
+
+/*
+ * Decodes chunks[i..) of one window after the tail already in m->ts/vs
+ * (cnt samples), as far as they share c's window and fit the count limit.
+ * Returns the index after the last one taken; *cnt grows.
+ */
+static uint32_t gather(struct tsdb *db, uint64_t sid,
+                       struct head_chunk *const *chunks, uint32_t i, uint32_t n,
+                       struct merge_buf *m, uint32_t *cnt, int *rc)
+{
+    int64_t window = head_window(chunks[i]->mint, db->opt.chunk_span_ms);
+    struct tsdb_chunk c;
+
+    for (*rc = TSDB_OK; i < n; i++) {
+        if (head_window(chunks[i]->mint, db->opt.chunk_span_ms) != window ||
+            *cnt + chunks[i]->count > GORILLA_MAX_SAMPLES)
+            break;
+        *rc = tsdb_chunk_parse(sid, chunks[i]->val, chunks[i]->len, &c);
+        if (*rc == TSDB_OK)
+            *rc = tsdb_chunk_decode(&c, m->ts + *cnt, m->vs + *cnt);
+        if (*rc != TSDB_OK)
+            break;
+        *cnt += c.count;
+    }
+    return i;
+}
+
+/*
+ * Stores the sealed chunks[0..n) of series sid, packed.  The chunks of one
+ * window are packed together, merged into the newest stored entry when it
+ * is of the same window and the result fits one entry, so entries grow
+ * towards the size limit and the per-entry overhead (node, key, header)
+ * stays small; whatever does not fit goes into new entries.  Each sample
+ * is packed once per flush, plus the tail it joins.
+ */
+static int write_series(struct tsdb *db, MDB_cursor *cur, uint64_t sid,
+                        struct head_chunk *const *chunks, uint32_t n,
+                        struct merge_buf *m)
+{
+    uint8_t key[TSDB_CHUNK_KEY_LEN];
+    MDB_val k = {sizeof(key), key}, v;
+    struct tsdb_chunk first;
+    uint32_t i = 0, tail, cnt;
+    size_t old = 0, len;
+    int rc = TSDB_OK;
+
+    while (i < n && rc == TSDB_OK) {
+        rc = tsdb_chunk_parse(sid, chunks[i]->val, chunks[i]->len, &first);
+        if (rc != TSDB_OK)
+            break;
+        tail = cnt = load_tail(db, cur, sid, &first, m, &old);
+        i = gather(db, sid, chunks, i, n, m, &cnt, &rc);
+        if (rc != TSDB_OK)
+            break;
+        if (tail > 0 &&
+            tsdb_chunk_build(sid, m->ts, m->vs, cnt, m->val,
+                             TSDB_CHUNK_ENTRY_MAX, &len) == TSDB_OK) {
+            tsdb_chunk_key(key, sid, m->ts[0]);
+            v = (MDB_val){len, m->val};
+            rc = tsdb_mdb_error(mdb_cursor_put(cur, &k, &v, 0));
+            if (rc == TSDB_OK)
+                account(db, len, old);
+            continue;
+        }
+        rc = put_packed(db, cur, sid, m->ts + tail, m->vs + tail, cnt - tail,
+                        m->val);
     }
     return rc;
 }
@@ -265,8 +327,8 @@ static int flush_locked(struct tsdb *db)
     if (rc == TSDB_OK)
         rc = tsdb_mdb_error(mdb_cursor_open(txn, db->chunks, &cur));
     for (size_t i = 0; i < n && rc == TSDB_OK; i++)
-        for (uint32_t j = 0; j < items[i].n && rc == TSDB_OK; j++)
-            rc = write_chunk(db, cur, items[i].s->id, items[i].chunks[j], &m);
+        rc = write_series(db, cur, items[i].s->id, items[i].chunks, items[i].n,
+                          &m);
     if (cur)
         mdb_cursor_close(cur);
     if (rc == TSDB_OK)
@@ -347,9 +409,7 @@ static int checkpoint_head(struct tsdb *db, MDB_txn *txn, struct merge_buf *m)
             uint32_t j;
             if (!s)
                 continue;
-            for (j = 0; j < s->npending && rc == TSDB_OK; j++)
-                if (!s->pending[j]->in_flight)
-                    rc = write_chunk(db, cur, s->id, s->pending[j], m);
+            rc = write_series(db, cur, s->id, s->pending, s->npending, m);
             if (rc == TSDB_OK)
                 rc = snapshot_series(db, txn, s, buf, cap);
             /* Pending chunks were all written above (the flusher is

@@ -106,6 +106,30 @@ static void test_chunk_damage_is_reported(void **state)
         assert_int_equal(tsdb_chunk_parse(9, val, cut, &c), TSDB_ECORRUPT);
 }
 
+/* storage-format.md section 4.1, byte for byte. */
+static void test_chunk_golden_entry(void **state)
+{
+    static const uint8_t want_key[] = {0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+                                       0x00, 0x2a, 0x80, 0x00, 0x01, 0x8b,
+                                       0xcf, 0xe5, 0x68, 0x00};
+    static const uint8_t want[] = {
+        0x80, 0x00, 0x01, 0x8b, 0xcf, 0xe5, 0x68, 0x00, 0x02, 0x52, 0xc8, 0xf4,
+        0xb8, 0x03, 0xb0, 0xea, 0x01, 0x25, 0x80, 0xa0, 0xab, 0xfe, 0xf9, 0x62,
+        0x01, 0x1e, 0x01, 0x02, 0x01, 0x00, 0x3f, 0xa9, 0x80, 0x00, 0x5a, 0x00};
+    int64_t ts[3] = {1700000000000, 1700000015000, 1700000030000};
+    double vs[3] = {1.5, 2.5, bits_double(UINT64_C(0x7ff0000000000002))};
+    uint8_t key[TSDB_CHUNK_KEY_LEN], entry[256];
+    size_t len;
+    (void)state;
+
+    tsdb_chunk_key(key, 42, ts[0]);
+    assert_memory_equal(key, want_key, sizeof(want_key));
+    assert_int_equal(
+        tsdb_chunk_build(42, ts, vs, 3, entry, sizeof(entry), &len), TSDB_OK);
+    assert_int_equal(len, sizeof(want));
+    assert_memory_equal(entry, want, sizeof(want));
+}
+
 static void test_chunk_build_refuses_bad_input(void **state)
 {
     int64_t ts[2] = {INT64_MIN, INT64_MAX};
@@ -146,6 +170,7 @@ int main(void)
         cmocka_unit_test(test_chunk_record_round_trips),
         cmocka_unit_test(test_chunk_gorilla_payload_round_trips),
         cmocka_unit_test(test_chunk_damage_is_reported),
+        cmocka_unit_test(test_chunk_golden_entry),
         cmocka_unit_test(test_chunk_build_refuses_bad_input),
         cmocka_unit_test(test_chunk_keys_sort_by_series_then_time),
     };

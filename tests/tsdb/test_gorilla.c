@@ -1,5 +1,5 @@
 /*
- * Tests for tsdb/gorilla.c: the worked example of docs-draft/codec.md as
+ * Tests for tsdb/gorilla.c: the worked example of storage-format.md as
  * golden bytes, seeded random round trips over a few million samples of
  * every shape we store (regular and jittered cadence, gaps, equal and
  * extreme timestamps, counters, decimals, random bit patterns, special
@@ -56,7 +56,7 @@ static uint64_t below(uint64_t n)
     return test_rng_below(&rng, n);
 }
 
-/* The doc's worked example (docs-draft/codec.md, "Gorilla worked
+/* The doc's worked example (storage-format.md, "Gorilla worked
  * example"). */
 static const int64_t golden_ts[] = {
     1700000000000, 1700000010000, 1700000020000, 1700000030003, 1700000040000,

@@ -1,5 +1,5 @@
 /*
- * Tests for tsdb/pack.c: the worked example of docs-draft/codec.md as
+ * Tests for tsdb/pack.c: the worked example of storage-format.md as
  * golden bytes, seeded random round trips over a few million samples of
  * every shape we store, the choice of sub-encodings on typical series
  * (sizes guard against regressions), decimal edge cases, exceptions, the
@@ -30,7 +30,7 @@
 /* Room for any chunk: header, exceptions and 64-bit slots at worst. */
 #define OUT_CAP(n) (64 + (size_t)(n)*24)
 
-/* Mode byte fields (docs-draft/codec.md, "Packed chunk" header). */
+/* Mode byte fields (storage-format.md, "Packed chunk" header). */
 #define MODE_TS(b)  ((b)&3)
 #define MODE_VAL(b) ((b) >> 2 & 7)
 #define MODE_EXC    0x20
@@ -49,7 +49,7 @@ static uint64_t below(uint64_t n)
     return test_rng_below(&rng, n);
 }
 
-/* The doc's worked example (docs-draft/codec.md, "Packed worked
+/* The doc's worked example (storage-format.md, "Packed worked
  * example"): a 10 s grid with one late sample, a gauge with one decimal
  * and a stale marker. */
 static const int64_t golden_ts[] = {
