@@ -46,14 +46,15 @@ build/asan/libtsdb.a: $(SAN_OBJ)
 	@mkdir -p $(dir $@); rm -f $@; ar rcs $@ $^
 
 build/%: tools/%.c build/libtsdb.a
-	$(CC) $(CSTD) $(WARN) $(CFLAGS) -I. $< build/libtsdb.a \
+	$(CC) $(CSTD) $(WARN) $(CFLAGS) -I. -MMD -MP -MF $@.d $< build/libtsdb.a \
 	    -ljemalloc $(LIBS) -o $@
 build/asan/%: tools/%.c build/asan/libtsdb.a
-	$(CC) $(CSTD) $(WARN) -O1 -g $(SAN) -I. $< build/asan/libtsdb.a \
+	$(CC) $(CSTD) $(WARN) -O1 -g $(SAN) -I. -MMD -MP -MF $@.d $< \
+	    build/asan/libtsdb.a \
 	    $(LIBS) -o $@
 build/asan/tests/%: tests/%.c build/asan/libtsdb.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CSTD) $(WARN) -O1 -g $(SAN) -I. -Itests $< \
+	$(CC) $(CSTD) $(WARN) -O1 -g $(SAN) -I. -Itests -MMD -MP -MF $@.d $< \
 	    build/asan/libtsdb.a -lcmocka $(LIBS) -o $@
 
 asan: $(TEST_BIN) $(SAN_TOOLS)
@@ -99,4 +100,5 @@ style:
 clean:
 	rm -rf build
 
--include $(REL_OBJ:.o=.d) $(SAN_OBJ:.o=.d)
+-include $(REL_OBJ:.o=.d) $(SAN_OBJ:.o=.d) $(TEST_BIN:=.d) $(TOOL_BIN:=.d) \
+    $(SAN_TOOLS:=.d)

@@ -34,6 +34,9 @@ static void usage(FILE *f)
         "  --max-series N      refuse new series past N (default 5000000)\n"
         "  --map-size BYTES    LMDB map size, suffixes K M G T (default 64G)\n"
         "  --threads N         HTTP request threads (default 4)\n"
+        "  --no-compact        skip rewriting the LMDB file with full pages\n"
+        "                      at shutdown (it takes time in proportion to\n"
+        "                      the file; tsdb-compact DIR does it later)\n"
         "  --log-level LEVEL   error, warn, info or debug (default info)\n"
         "  --help              this text\n");
 }
@@ -122,6 +125,7 @@ int main(int argc, char **argv)
         {"map-size", required_argument, NULL, 'm'},
         {"threads", required_argument, NULL, 't'},
         {"log-level", required_argument, NULL, 'v'},
+        {"no-compact", no_argument, NULL, 'c'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     struct http_server_options ho = {"127.0.0.1:9201", 4};
@@ -134,6 +138,7 @@ int main(int argc, char **argv)
     int opt, sig, rc;
 
     tsdb_options_init(&o);
+    o.compact_on_close = true;
     while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (opt) {
         case 'd':
@@ -187,9 +192,10 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     log_info("starting: data '%s', listen %s, retention %" PRId64
-             " ms, wal-sync %d ms, max-series %zu, map-size %zu",
+             " ms, wal-sync %d ms, max-series %zu, map-size %zu, "
+             "compact at shutdown %s",
              o.dir, ho.listen, o.retention_ms, o.wal_sync_ms, o.max_series,
-             o.map_size);
+             o.map_size, o.compact_on_close ? "on" : "off");
     rc = tsdb_open(&o, &db);
     if (rc != TSDB_OK) {
         log_error("cannot open data folder '%s': %s", o.dir, tsdb_strerror(rc));

@@ -113,6 +113,9 @@ static int copy_db(MDB_env *src, MDB_env *dst, const char *name)
         rc = mdb_txn_commit(wtxn);
     else if (wtxn)
         mdb_txn_abort(wtxn);
+    /* A read-only txn's cursor outlives it unless closed. */
+    if (rc_cur)
+        mdb_cursor_close(rc_cur);
     if (rtxn)
         mdb_txn_abort(rtxn);
     if (rc != MDB_SUCCESS)
@@ -124,7 +127,7 @@ static int copy_db(MDB_env *src, MDB_env *dst, const char *name)
 static int list_dbs(MDB_env *env, char names[][32], size_t *n)
 {
     MDB_txn *txn;
-    MDB_cursor *cur;
+    MDB_cursor *cur = NULL;
     MDB_dbi main;
     MDB_val k, v;
     int rc;
@@ -144,6 +147,8 @@ static int list_dbs(MDB_env *env, char names[][32], size_t *n)
         memcpy(names[*n], k.mv_data, k.mv_size);
         names[(*n)++][k.mv_size] = '\0';
     }
+    if (cur)
+        mdb_cursor_close(cur);
     mdb_txn_abort(txn);
     return rc;
 }
@@ -162,7 +167,7 @@ static int copy_compact(const char *data, const char *tmp)
     if (rc == MDB_SUCCESS)
         rc = mdb_env_info(src, &info);
     if (rc == MDB_SUCCESS)
-        rc = open_env(tmp, MDB_NOSYNC, info.me_mapsize, &dst);
+        rc = open_env(tmp, MDB_NOSYNC | MDB_NOLOCK, info.me_mapsize, &dst);
     if (rc == MDB_SUCCESS)
         rc = list_dbs(src, names, &n);
     for (size_t i = 0; i < n && rc == MDB_SUCCESS; i++)
@@ -197,9 +202,18 @@ int tsdb_compact(const char *dir, uint64_t *before, uint64_t *after)
     }
     if (before)
         *before = file_size(data);
+    if (after)
+        *after = file_size(data);
     rc = copy_compact(data, tmp);
     if (rc != TSDB_OK)
         goto out;
+
+    /* A nearly empty file can come out bigger (each copied batch leaves a
+     * few pages free): keep whichever is smaller. */
+    if (file_size(tmp) >= file_size(data)) {
+        unlink(tmp);
+        goto out;
+    }
 
     /* Durable copy first, then the atomic switch, then its name. */
     if (sync_path(tmp, O_RDONLY) < 0 || rename(tmp, data) < 0 ||
@@ -212,7 +226,6 @@ int tsdb_compact(const char *dir, uint64_t *before, uint64_t *after)
     }
     if (after)
         *after = file_size(data);
-    rc = TSDB_OK;
 out:
     if (fd >= 0)
         close(fd);

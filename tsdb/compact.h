@@ -14,7 +14,8 @@
  * with every page full, syncs the copy, and renames it over the original
  * (the
  * rename is the commit point: a crash before it leaves the original, after
- * it the copy).  The folder must not be open: this takes its writer lock.
+ * it the copy).  A copy that is not smaller is dropped and the original
+ * kept.  The folder must not be open: this takes its writer lock.
  * *before and *after (may be NULL) receive the file sizes.  Returns
  * TSDB_OK, TSDB_ELOCKED if a writer has the folder open, TSDB_ENOTFOUND,
  * TSDB_EIO.
