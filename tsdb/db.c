@@ -385,9 +385,12 @@ static void compact_closed(const char *dir)
     uint64_t before = 0, after = 0;
     int rc = tsdb_compact(dir, &before, &after);
 
-    if (rc == TSDB_OK)
+    if (rc == TSDB_OK && after < before)
         log_info("compacted '%s/data.mdb': %" PRIu64 " -> %" PRIu64 " bytes",
                  dir, before, after);
+    else if (rc == TSDB_OK)
+        log_info("'%s/data.mdb' is already compact (%" PRIu64 " bytes)", dir,
+                 before);
     else
         log_warn("compaction of '%s' skipped: %s", dir, tsdb_strerror(rc));
 }
