@@ -15,10 +15,11 @@ DATA    ?= data
 LISTEN  ?= 127.0.0.1:9201
 
 # One object list per module folder; dependencies point one way:
-# tools -> http -> tsdb.
-TSDB_SRC := $(wildcard tsdb/*.c)
-HTTP_SRC := $(wildcard http/*.c)
-LIB_SRC  := $(TSDB_SRC) $(HTTP_SRC)
+# tools -> http -> statsd -> tsdb.
+TSDB_SRC   := $(wildcard tsdb/*.c)
+STATSD_SRC := $(wildcard statsd/*.c)
+HTTP_SRC   := $(wildcard http/*.c)
+LIB_SRC    := $(TSDB_SRC) $(STATSD_SRC) $(HTTP_SRC)
 TEST_SRC := $(wildcard tests/*/test_*.c)
 TOOLS    := tsdbd tsdb-bench tsdb-check tsdb-dump tsdb-compact
 
