@@ -38,7 +38,7 @@ build/obj/%.o: %.c
 
 build/asan/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CSTD) $(WARN) -O1 -g $(SAN) -DTSDB_DEBUG_CHECKS -I. -MMD -MP \
+	$(CC) $(CSTD) $(WARN) -O1 -g $(SAN) -I. -MMD -MP \
 	    -c $< -o $@
 
 build/libtsdb.a: $(REL_OBJ)

@@ -94,8 +94,9 @@ struct tsdb_appender *tsdb_appender_new(struct tsdb *db);
 int tsdb_appender_series(struct tsdb_appender *a, struct tsdb_label *v,
                          size_t n, uint64_t *ref, char *err, size_t errlen);
 
-/* Buffers one sample for series ref.  TSDB_OK or TSDB_ENOMEM; ref is
- * checked at commit (an unknown ref counts as TSDB_ENOTFOUND there). */
+/* Buffers one sample for series ref.  TSDB_OK, TSDB_ENOMEM, or TSDB_EFULL
+ * past 16 Mi buffered samples (commit first); ref is checked at commit (an
+ * unknown ref makes the commit fail with TSDB_ENOTFOUND). */
 int tsdb_appender_add(struct tsdb_appender *a, uint64_t ref, int64_t t,
                       double v);
 

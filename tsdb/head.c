@@ -2,7 +2,8 @@
  * In-memory series and their open chunks (see head.h).  Layer: below db.c,
  * above the codecs; no I/O, no locks of its own.
  *
- * Invariants (checked by head_check in debug builds):
+ * Invariants (tests/tsdb/test_head.c checks them on small cases; the crash
+ * and read-back tests in test_crash.c and test_db.c catch their breach):
  * 1. by_id[s->id] == s for every series s in the hash table, and back.
  * 2. Pending chunks of a series are in time order, do not overlap, and all
  *    end before open_mint when the open chunk holds samples.
