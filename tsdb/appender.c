@@ -157,6 +157,7 @@ int tsdb_appender_series(struct tsdb_appender *a, struct tsdb_label *v,
 {
     struct tsdb *db = a->db;
     struct head_series *s;
+    bool fold = false;
     uint64_t hash;
     size_t len;
     int rc;
@@ -194,14 +195,20 @@ int tsdb_appender_series(struct tsdb_appender *a, struct tsdb_label *v,
                  db->opt.max_series, name);
         rc = TSDB_ELIMIT;
     } else if (!s) {
-        rc = head_add(&db->head, db->head.next_id, hash, a->enc, len, INT64_MIN,
-                      &s);
+        /* Cardinality rules (guard.h), judged only for a new series. */
+        rc = tsdb_guard_admit(db->guard, v, n, &fold, err, errlen);
+        if (rc == TSDB_OK && !fold)
+            rc = head_add(&db->head, db->head.next_id, hash, a->enc, len,
+                          INT64_MIN, &s);
     } else {
         rc = TSDB_OK;
     }
-    if (rc == TSDB_OK)
+    if (rc == TSDB_OK && !fold)
         *ref = s->id;
     pthread_mutex_unlock(&db->head_lock);
+    /* Folded: v now names the overflow series; find or create that one. */
+    if (rc == TSDB_OK && fold)
+        return tsdb_appender_series(a, v, n, ref, err, errlen);
     return rc;
 }
 

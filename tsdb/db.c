@@ -362,6 +362,9 @@ int tsdb_open(const struct tsdb_options *o, struct tsdb **out)
         rc = head_init(&db->head, o->chunk_samples, o->chunk_span_ms);
     if (rc == TSDB_OK)
         rc = o->read_only ? store_load_head(db) : start(db);
+    /* After replay, so that the index holds every series to count. */
+    if (rc == TSDB_OK)
+        rc = tsdb_guard_open(db);
     if (rc != TSDB_OK)
         goto fail;
     atomic_store(&db->chunk_bytes, (int64_t)stored_chunk_bytes(db));
@@ -418,6 +421,7 @@ int tsdb_close(struct tsdb *db)
     if (db->env)
         mdb_env_close(db->env);
     head_release(&db->head);
+    tsdb_guard_free(db->guard);
     /* Compaction takes the writer lock itself, so ours goes first. */
     if (db->lock_fd >= 0)
         close(db->lock_fd);
@@ -536,6 +540,7 @@ void tsdb_stats_get(struct tsdb *db, struct tsdb_stats *st)
     st->chunks_written = atomic_load(&db->chunks_written);
     st->chunk_bytes = (uint64_t)atomic_load(&db->chunk_bytes);
     st->chunks_deleted = atomic_load(&db->chunks_deleted);
+    tsdb_guard_totals(db->guard, &st->guard_refused, &st->guard_folded);
 
     if (asprintf(&path, "%s/data.mdb", db->dir) >= 0) {
         if (stat(path, &sb) == 0)

@@ -44,6 +44,7 @@ struct tsdb_options {
     size_t max_series;          /* refuse to create more (TSDB_ELIMIT) */
     bool read_only;             /* readers beside a running writer */
     bool compact_on_close;      /* rewrite the LMDB file compactly at close */
+    const char *guard_file;     /* cardinality rules (guard.h); read at open */
 };
 
 /* Fills o with the defaults documented in storage-format.md "Limits". */
@@ -90,6 +91,9 @@ struct tsdb_appender *tsdb_appender_new(struct tsdb *db);
  * the database.  A new series becomes durable with the next commit.
  * Returns TSDB_OK, TSDB_EINVAL or TSDB_ELIMIT (err says which label, limit
  * and series), TSDB_ENOMEM, TSDB_EMAPFULL.
+ * A new series is judged by the cardinality rules (guard.h): it may be
+ * refused (TSDB_ELIMIT) or folded, in which case values in v are replaced
+ * by TSDB_GUARD_OVERFLOW and *ref is the overflow series.
  */
 int tsdb_appender_series(struct tsdb_appender *a, struct tsdb_label *v,
                          size_t n, uint64_t *ref, char *err, size_t errlen);
@@ -193,6 +197,8 @@ struct tsdb_stats {
     uint64_t lmdb_file_bytes; /* size of the LMDB data file */
     uint64_t lmdb_used_bytes; /* pages in use x page size */
     int64_t max_time;         /* newest sample timestamp, ms */
+    uint64_t guard_refused;   /* new series refused by guard.h rules */
+    uint64_t guard_folded;    /* label values folded into the overflow */
 };
 
 void tsdb_stats_get(struct tsdb *db, struct tsdb_stats *st);

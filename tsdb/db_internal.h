@@ -14,6 +14,7 @@
 #include <stdatomic.h>
 
 #include "tsdb/db.h"
+#include "tsdb/guard.h"
 #include "tsdb/head.h"
 #include "tsdb/index.h"
 #include "tsdb/wal.h"
@@ -51,6 +52,8 @@ struct tsdb {
     atomic_uint_fast64_t chunks_written;
     atomic_int_fast64_t chunk_bytes; /* net: added minus replaced */
     atomic_uint_fast64_t chunks_deleted;
+
+    struct tsdb_guard *guard; /* cardinality rules and counts (guard.c) */
 };
 
 /* store.c */
