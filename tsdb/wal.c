@@ -429,7 +429,8 @@ static int list_segments(const char *dir, uint64_t **seqs, size_t *n)
         (*seqs)[(*n)++] = seq;
     }
     closedir(d);
-    qsort(*seqs, *n, sizeof(**seqs), cmp_u64);
+    if (*n > 1)
+        qsort(*seqs, *n, sizeof(**seqs), cmp_u64);
     return TSDB_OK;
 }
 
