@@ -1,7 +1,8 @@
 /*
  * tsdbd: the server.  Opens the data folder, serves HTTP on a loopback
- * address, and on SIGTERM or SIGINT stops accepting, checkpoints (flush,
- * sync) and exits 0.
+ * address (routes in http/routes.h), and on SIGTERM or SIGINT stops
+ * accepting, checkpoints (flush, sync) and exits 0.  Exit status 2 for a
+ * bad flag, 1 when the folder or the address cannot be used.
  */
 #define LOG_MODULE "tsdbd"
 #include <errno.h>
@@ -34,6 +35,17 @@ static void usage(FILE *f)
         "  --max-series N      refuse new series past N (default 5000000)\n"
         "  --map-size BYTES    LMDB map size, suffixes K M G T (default 64G)\n"
         "  --threads N         HTTP request threads (default 4)\n"
+        "  --max-body SIZE     largest request body read whole (export form\n"
+        "                      bodies, later StatsD); larger ones get 413\n"
+        "                      (default 64M; suffixes K M G T)\n"
+        "  --max-import-body SIZE\n"
+        "                      largest body for /api/v1/import/prometheus,\n"
+        "                      which is streamed in bounded memory whatever\n"
+        "                      its size; 0 is no limit (default 0)\n"
+        "  --import-batch N    samples per commit during an import, 1 to\n"
+        "                      1000000 (default 50000); each commit is\n"
+        "                      durable, the answer comes after the last\n"
+        "  --slow-request DUR  log requests that take longer (default 1s)\n"
         "  --no-compact        skip rewriting the LMDB file with full pages\n"
         "                      at shutdown (it takes time in proportion to\n"
         "                      the file; tsdb-compact DIR does it later)\n"
@@ -78,7 +90,7 @@ static bool parse_duration(const char *s, int64_t *ms)
     return true;
 }
 
-static bool parse_size(const char *s, size_t *out)
+static bool parse_size(const char *s, uint64_t *out)
 {
     char *end;
     unsigned long long n = strtoull(s, &end, 10);
@@ -102,9 +114,24 @@ static bool parse_size(const char *s, size_t *out)
         end++;
         break;
     }
-    if (end == s || *end || n == 0)
+    if (end == s || *end || n > (UINT64_MAX >> shift))
         return false;
-    *out = (size_t)n << shift;
+    *out = (uint64_t)n << shift;
+    return true;
+}
+
+/* A whole decimal number in [lo, hi]. */
+static bool parse_count(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
+{
+    char *end;
+    unsigned long long n;
+
+    if (*s < '0' || *s > '9')
+        return false;
+    n = strtoull(s, &end, 10);
+    if (*end || n < lo || n > hi)
+        return false;
+    *out = n;
     return true;
 }
 
@@ -114,7 +141,13 @@ static int bad_flag(const char *flag, const char *value, const char *want)
     return 2;
 }
 
-int main(int argc, char **argv)
+/*
+ * Reads the flags into o and ho.  Returns -1 to go on, else the exit
+ * status (0 after --help, 2 for a bad flag).  One flat switch over the
+ * flags, so it stays whole.
+ */
+static int parse_flags(int argc, char **argv, struct tsdb_options *o,
+                       struct http_server_options *ho)
 {
     static const struct option longopts[] = {
         {"data", required_argument, NULL, 'd'},
@@ -124,47 +157,73 @@ int main(int argc, char **argv)
         {"max-series", required_argument, NULL, 's'},
         {"map-size", required_argument, NULL, 'm'},
         {"threads", required_argument, NULL, 't'},
+        {"max-body", required_argument, NULL, 'b'},
+        {"max-import-body", required_argument, NULL, 'i'},
+        {"import-batch", required_argument, NULL, 'n'},
+        {"slow-request", required_argument, NULL, 'q'},
         {"log-level", required_argument, NULL, 'v'},
         {"no-compact", no_argument, NULL, 'c'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
-    struct http_server_options ho = {"127.0.0.1:9201", 4};
-    struct tsdb_options o;
-    struct http_server *srv = NULL;
-    struct tsdb *db;
+    uint64_t size;
     int64_t ms;
-    sigset_t sigs;
-    char err[256];
-    int opt, sig, rc;
+    int opt;
 
-    tsdb_options_init(&o);
-    o.compact_on_close = true;
     while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (opt) {
         case 'd':
-            o.dir = optarg;
+            o->dir = optarg;
             break;
         case 'l':
-            ho.listen = optarg;
+            ho->listen = optarg;
             break;
         case 'r':
-            if (!parse_duration(optarg, &o.retention_ms))
+            if (!parse_duration(optarg, &o->retention_ms))
                 return bad_flag("--retention", optarg, "a duration");
             break;
         case 'w':
             if (!parse_duration(optarg, &ms) || ms > 3600000)
                 return bad_flag("--wal-sync", optarg, "a duration <= 1h");
-            o.wal_sync_ms = (int)ms;
+            o->wal_sync_ms = (int)ms;
             break;
         case 's':
-            o.max_series = strtoull(optarg, NULL, 10);
+            if (!parse_count(optarg, 1, SIZE_MAX, &size))
+                return bad_flag("--max-series", optarg, "a count >= 1");
+            o->max_series = (size_t)size;
             break;
         case 'm':
-            if (!parse_size(optarg, &o.map_size))
+            if (!parse_size(optarg, &size) || size == 0 || size > SIZE_MAX)
                 return bad_flag("--map-size", optarg, "a size like 64G");
+            o->map_size = (size_t)size;
+            break;
+        case 'b':
+            if (!parse_size(optarg, &size) || size == 0 || size > SIZE_MAX)
+                return bad_flag("--max-body", optarg, "a size like 64M");
+            ho->max_body = (size_t)size;
+            break;
+        case 'i':
+            if (!parse_size(optarg, &ho->max_import_body))
+                return bad_flag("--max-import-body", optarg,
+                                "a size like 10G, or 0");
+            break;
+        case 'n':
+            if (!parse_count(optarg, 1, 1000000, &size))
+                return bad_flag("--import-batch", optarg,
+                                "a count from 1 to 1000000");
+            ho->import_batch = (size_t)size;
+            break;
+        case 'q':
+            if (!parse_duration(optarg, &ms) || ms > 86400000)
+                return bad_flag("--slow-request", optarg, "a duration <= 1d");
+            ho->slow_ms = (unsigned)ms;
             break;
         case 't':
-            ho.threads = (unsigned)atoi(optarg);
+            if (!parse_count(optarg, 1, 1024, &size))
+                return bad_flag("--threads", optarg, "a count from 1 to 1024");
+            ho->threads = (unsigned)size;
+            break;
+        case 'c':
+            o->compact_on_close = false;
             break;
         case 'v':
             if (!tsdb_log_parse_level(optarg, &tsdb_log_level))
@@ -183,6 +242,25 @@ int main(int argc, char **argv)
         fprintf(stderr, "tsdbd: unexpected argument '%s'\n", argv[optind]);
         return 2;
     }
+    return -1;
+}
+
+int main(int argc, char **argv)
+{
+    struct http_server_options ho;
+    struct tsdb_options o;
+    struct http_server *srv = NULL;
+    struct tsdb *db;
+    sigset_t sigs;
+    char err[256];
+    int sig, rc;
+
+    tsdb_options_init(&o);
+    http_server_options_init(&ho);
+    o.compact_on_close = true;
+    rc = parse_flags(argc, argv, &o, &ho);
+    if (rc >= 0)
+        return rc;
 
     /* Signals are taken by sigwait below, never by a worker thread. */
     sigemptyset(&sigs);
@@ -193,9 +271,11 @@ int main(int argc, char **argv)
 
     log_info("starting: data '%s', listen %s, retention %" PRId64
              " ms, wal-sync %d ms, max-series %zu, map-size %zu, "
-             "compact at shutdown %s",
+             "compact at shutdown %s, max-body %zu, max-import-body %" PRIu64
+             ", import-batch %zu",
              o.dir, ho.listen, o.retention_ms, o.wal_sync_ms, o.max_series,
-             o.map_size, o.compact_on_close ? "on" : "off");
+             o.map_size, o.compact_on_close ? "on" : "off", ho.max_body,
+             ho.max_import_body, ho.import_batch);
     rc = tsdb_open(&o, &db);
     if (rc != TSDB_OK) {
         log_error("cannot open data folder '%s': %s", o.dir, tsdb_strerror(rc));
