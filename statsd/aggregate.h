@@ -1,6 +1,6 @@
 /*
  * StatsD aggregation state in the cumulative model (protocols.md section
- * 11; docs-draft/statsd.md "Aggregation" is the full statement).  Lines
+ * 11; README.md "StatsD" is the full statement).  Lines
  * from statsd/parse.h go in; each flush turns the state into samples at
  * the flush time, handed to a callback as label sets, so that this module
  * knows nothing of HTTP or of the appender.
@@ -145,7 +145,7 @@ struct statsd_snap_cursor {
 };
 
 /*
- * Appends the next snapshot records of c (docs-draft/statsd.md
+ * Appends the next snapshot records of c (storage-format.md section 13
  * "Snapshot": head, entries, end) to b: records until at least chunk
  * bytes were added, or, once every entry is out, the end record alone
  * (then cur->done is set).  So a snapshot takes at least two calls, and

@@ -1,6 +1,6 @@
 /*
  * Encoding and decoding of the StatsD journal's records (journal.h; the
- * bytes are defined in docs-draft/statsd.md "Journal").  statsd.c builds a
+ * bytes are defined in storage-format.md section 13.2).  statsd.c builds a
  * batch per request body and replays the same bytes at open, and the live
  * path applies lines from these decoded bytes too, so that what is applied
  * is always exactly what replay will apply.

@@ -4,7 +4,7 @@
  * that order flushes among those bodies.  The segments themselves are
  * tsdb/wal.c's (storage-format.md section 7: header, checksummed
  * records); only the record types and payloads below are ours, defined
- * byte by byte in docs-draft/statsd.md "Journal".  Pure code: encoding and
+ * byte by byte in storage-format.md section 13.2.  Pure code: encoding and
  * decoding only.
  *
  * LIMIT: these record codes live here rather than in tsdb/format.h, which
@@ -21,7 +21,7 @@
 #include "statsd/parse.h"
 #include "tsdb/wal.h"
 
-/* Record types in DIR/statsd/journal (docs-draft/statsd.md "Journal"). */
+/* Record types in DIR/statsd/journal (storage-format.md section 13.2). */
 #define STATSD_REC_BATCH 0x10 /* arrival time, then line elements */
 #define STATSD_REC_FLUSH 0x11 /* flush marker: sequence and time */
 

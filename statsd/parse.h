@@ -3,7 +3,7 @@
  * sections 9 and 10) in, normalised lines out.  Pure code: no I/O, no
  * logging, no allocation (the parser struct holds every buffer).
  *
- * Line grammar (docs-draft/statsd.md "Line format" is the full statement):
+ * Line grammar (README.md "StatsD" is the full statement):
  *
  *   name:value[:value...]|type[|@rate][|#tag[:value],...][|T<seconds>]
  *       [|c:<container>][|e:<external>][|card:<cardinality>]

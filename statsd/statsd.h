@@ -5,7 +5,7 @@
  * flush interval.  This header is the module's entry point; parse.h and
  * aggregate.h are its parts.
  *
- * Durability (docs-draft/statsd.md "Journal", "Snapshot", "Recovery"):
+ * Durability (storage-format.md section 13):
  * statsd_ingest appends the body's parsed lines with their arrival time to
  * a journal in DIR/statsd/journal with one write(2), applies them, and
  * only then returns TSDB_OK: an acknowledged body survives kill -9 (and,
@@ -36,7 +36,7 @@
  *
  * LIMIT: bodies wait for those two fdatasyncs once per flush.  Why: the
  * marker must start a segment and be on disk before the flush's snapshot
- * is (docs-draft/statsd.md "Crash safety").  Matters on disks with slow
+ * is (storage-format.md section 13.4).  Matters on disks with slow
  * syncs; behaviour: ingest latency spikes by the sync time every flush.
  */
 #ifndef STATSD_STATSD_H

@@ -1,7 +1,7 @@
 /*
- * Tests of statsd/journal.c: the worked example of docs-draft/statsd.md
- * byte for byte, round trips of parsed lines of every shape, flush
- * markers, and damaged payloads (every truncation, bad codes), which must
+ * Tests of statsd/journal.c: the worked example of storage-format.md
+ * section 13.2.1 byte for byte, round trips of parsed lines of every shape,
+ * flush markers, and damaged payloads (every truncation, bad codes), which must
  * decode to TSDB_ECORRUPT and never read out of bounds.
  */
 #include <setjmp.h>
@@ -84,7 +84,8 @@ static void encode(const char *body, int64_t arrival, struct enc *e)
     tsdb_wal_buf_end(&e->b);
 }
 
-/* Bytes from hex text as docs-draft/statsd.md prints them ("10 00 2e"). */
+/* Bytes from hex text as storage-format.md section 13.2.1 prints them ("10 00
+ * 2e"). */
 static size_t unhex(const char *hex, uint8_t *out, size_t cap)
 {
     size_t n = 0;
@@ -103,7 +104,7 @@ static size_t unhex(const char *hex, uint8_t *out, size_t cap)
 
 static void test_statsd_journal_worked_example(void **state)
 {
-    /* docs-draft/statsd.md, "Journal", worked example. */
+    /* storage-format.md section 13.2.1, "Journal", worked example. */
     static const char batch[] =
         "10 00 00 2e 2f 4d 99 6a\n"       /* header */
         "00 00 01 8b cf e5 68 00\n"       /* arrival */

@@ -1,7 +1,7 @@
 /*
  * Tests for tsdb/labels.c: canonical form, validation messages and limits,
- * the canonical encoding (golden bytes from docs-draft/index.md), decoding
- * of damaged bytes, and Prometheus-style formatting.
+ * the canonical encoding (golden bytes from storage-format.md section 6.2.1),
+ * decoding of damaged bytes, and Prometheus-style formatting.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -30,7 +30,7 @@ static uint64_t rng(void)
     return z ^ (z >> 31);
 }
 
-/* The worked example of docs-draft/index.md: up{job="api"}. */
+/* The worked example of storage-format.md section 6.2.1: up{job="api"}. */
 static const uint8_t golden[] = {
     0x08, '_', '_',  'n', 'a', 'm', 'e',  '_', '_', 0x02,
     'u',  'p', 0x03, 'j', 'o', 'b', 0x03, 'a', 'p', 'i',
