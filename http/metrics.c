@@ -16,15 +16,16 @@
 #include <string.h>
 
 #include "http/numfmt.h"
+#include "tsdb/guard.h"
 
 static const double bucket_bounds[HTTP_METRICS_NBUCKETS - 1] = {
     .001, .005, .01, .05, .1, .5, 1, 5, 10};
 static const unsigned codes[HTTP_METRICS_NCODES - 1] = HTTP_METRICS_CODES;
 
-/* Which endpoints read lines and store samples. */
+/* Which endpoints read lines and store samples themselves. */
 static bool ingests(enum http_endpoint ep)
 {
-    return ep == HTTP_EP_IMPORT || ep == HTTP_EP_STATSD;
+    return ep == HTTP_EP_IMPORT;
 }
 
 void http_metrics_init(struct http_metrics *m)
@@ -35,7 +36,8 @@ void http_metrics_init(struct http_metrics *m)
 const char *http_endpoint_name(enum http_endpoint ep)
 {
     static const char *const names[HTTP_EP_COUNT] = {
-        "metrics", "healthy", "ready", "import", "export", "statsd", "other"};
+        "metrics", "healthy", "ready",  "import",
+        "export",  "statsd",  "status", "other"};
 
     return (unsigned)ep < HTTP_EP_COUNT ? names[ep] : "other";
 }
@@ -261,6 +263,79 @@ static void render_storage(struct tsdb *db, struct http_buf *b)
     http_buf_printf(b, "tsdb_head_max_time_seconds %s\n", newest);
 }
 
+/* Appends s as a label value: backslash, quote and newline escaped. */
+static void label_value(struct http_buf *b, const char *s)
+{
+    const char *run = s;
+
+    for (; *s; s++) {
+        const char *esc = *s == '\\'   ? "\\\\"
+                          : *s == '"'  ? "\\\""
+                          : *s == '\n' ? "\\n"
+                                       : NULL;
+        if (!esc)
+            continue;
+        http_buf_add(b, run, (size_t)(s - run));
+        http_buf_puts(b, esc);
+        run = s + 1;
+    }
+    http_buf_add(b, run, (size_t)(s - run));
+}
+
+/* {metric="...",label="..." without the closing brace. */
+static void guard_labels(struct http_buf *b, const char *name,
+                         const char *metric, const char *label)
+{
+    http_buf_printf(b, "%s{metric=\"", name);
+    label_value(b, metric ? metric : "*");
+    http_buf_puts(b, "\",label=\"");
+    label_value(b, label ? label : "");
+    http_buf_puts(b, "\"");
+}
+
+static void render_guard(struct tsdb *db, struct http_buf *b)
+{
+    struct tsdb_guard_stats st = {0};
+    int rc = tsdb_guard_stats_get(db, &st);
+
+    if (rc != TSDB_OK) {
+        b->err = b->err ? b->err : rc;
+        return;
+    }
+    family(b, "tsdb_guard_limit", "gauge",
+           "Cardinality rules: series per metric (label=\"\") or distinct "
+           "values of a label.");
+    for (size_t i = 0; i < st.nrules; i++) {
+        const struct tsdb_guard_usage *u = &st.rules[i];
+        guard_labels(b, "tsdb_guard_limit", u->metric, u->label);
+        http_buf_printf(b, ",policy=\"%s\"} %" PRIu64 "\n",
+                        u->policy == TSDB_GUARD_FOLD ? "fold" : "reject",
+                        u->limit);
+    }
+    family(b, "tsdb_guard_used", "gauge",
+           "What each cardinality rule counts now.");
+    for (size_t i = 0; i < st.nrules; i++) {
+        guard_labels(b, "tsdb_guard_used", st.rules[i].metric,
+                     st.rules[i].label);
+        http_buf_printf(b, "} %" PRIu64 "\n", st.rules[i].used);
+    }
+    family(b, "tsdb_guard_series_refused_total", "counter",
+           "New series refused by a cardinality rule, by metric and label.");
+    for (size_t i = 0; i < st.ncounters; i++) {
+        guard_labels(b, "tsdb_guard_series_refused_total",
+                     st.counters[i].metric, st.counters[i].label);
+        http_buf_printf(b, "} %" PRIu64 "\n", st.counters[i].refused);
+    }
+    family(b, "tsdb_guard_values_folded_total", "counter",
+           "Label values replaced by __overflow__, by metric and label.");
+    for (size_t i = 0; i < st.ncounters; i++) {
+        guard_labels(b, "tsdb_guard_values_folded_total", st.counters[i].metric,
+                     st.counters[i].label);
+        http_buf_printf(b, "} %" PRIu64 "\n", st.counters[i].folded);
+    }
+    tsdb_guard_stats_release(&st);
+}
+
 int http_metrics_render(struct http_metrics *m, struct tsdb *db,
                         struct http_buf *out)
 {
@@ -272,5 +347,6 @@ int http_metrics_render(struct http_metrics *m, struct tsdb *db,
                     atomic_load_explicit(&m->in_flight, memory_order_relaxed));
     render_writes(m, out);
     render_storage(db, out);
+    render_guard(db, out);
     return out->err;
 }

@@ -17,7 +17,17 @@
  *   export_series_total, export_samples_total,
  *   export_stale_markers_skipped_total
  * plus the storage figures of tsdb_stats (head series, samples, chunks,
- * WAL and LMDB sizes).
+ * WAL and LMDB sizes) and the cardinality rules of tsdb/guard.h:
+ *   guard_limit{metric,label,policy}        each rule's limit
+ *   guard_used{metric,label}                what it counts now
+ *   guard_series_refused_total{metric,label} series refused
+ *   guard_values_folded_total{metric,label} values folded into
+ *                                           __overflow__
+ * (metric="*" for a rule over every metric, label="" for a series rule).
+ *
+ * The ingest_* families count the import only.  StatsD has its own
+ * (http/statsd.h): its lines arrive by HTTP and UDP, and its samples are
+ * written later, by the flush.
  */
 #ifndef HTTP_METRICS_H
 #define HTTP_METRICS_H
@@ -29,7 +39,7 @@
 #include "tsdb/db.h"
 
 /* Endpoints as counted; each route names one.  OTHER counts requests for
- * unknown paths.  STATSD is reserved for POST /api/v1/statsd. */
+ * unknown paths. */
 enum http_endpoint {
     HTTP_EP_METRICS,
     HTTP_EP_HEALTHY,
@@ -37,6 +47,7 @@ enum http_endpoint {
     HTTP_EP_IMPORT,
     HTTP_EP_EXPORT,
     HTTP_EP_STATSD,
+    HTTP_EP_STATUS,
     HTTP_EP_OTHER,
     HTTP_EP_COUNT
 };

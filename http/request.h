@@ -20,12 +20,14 @@
 #include "http/metrics.h"
 #include "http/params.h"
 #include "http/router.h"
+#include "http/statsd.h"
 #include "tsdb/db.h"
 
 /* What every request may use: shared by all threads, read-only but for
  * the atomic metrics. */
 struct http_env {
     struct tsdb *db;
+    struct http_statsd *statsd; /* NULL: POST /api/v1/statsd answers 503 */
     struct http_metrics metrics;
     size_t max_body;          /* BUFFER routes, bytes */
     uint64_t max_import_body; /* STREAM routes, bytes; 0: no limit */

@@ -12,9 +12,18 @@
  *   before).  RESULT is described in import.h.
  * - export: 200 and the stream; 400 bad_data for a missing or bad
  *   match[], start or end; 422 execution past HTTP_EXPORT_MAX_NAMES.
+ * - statsd: 200 {"status":"success","data":RESULT} when every line was
+ *   accepted; 400 bad_data with the same data when some were rejected
+ *   (the others are kept); 413 past the body limit (server.c); 503
+ *   unavailable when the journal cannot be written (nothing was kept).
+ *   Every 2xx and 400 comes after the journal write: what it counts as
+ *   accepted survives kill -9.  RESULT is described in statsd.h.
+ * - status/tsdb: Prometheus 2.42's answer; 400 bad_data for a limit that
+ *   is not a positive integer.
  */
 #include "http/routes.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,12 +33,28 @@
 #include "http/json.h"
 #include "http/request.h"
 #include "http/selector.h"
+#include "http/statsd.h"
+#include "tsdb/status.h"
 
-/* The /metrics page is built whole, in at most this many bytes. */
-#define METRICS_PAGE_MAX (1u << 20)
+/*
+ * The /metrics page is built whole, in at most this many bytes.
+ *
+ * LIMIT: the guard's counters add a line per metric and label that saw a
+ * refusal or a fold, without bound in the number of metrics.  Why: they
+ * are what tells which metric hit a limit.  Matters past about 100,000
+ * such pairs.  Behaviour: the page no longer fits and /metrics answers
+ * 500 naming TSDB_EFULL; a `values __name__ * N` rule bounds it.
+ */
+#define METRICS_PAGE_MAX (16u << 20)
 /* An import answer: the counts and at most 100 error details of about
  * 320 bytes each, which JSON escaping may grow up to six times. */
 #define IMPORT_ANSWER_MAX (512u << 10)
+/* A StatsD answer: the counts and STATSD_MAX_REJECTS reasons of at most
+ * STATSD_MAX_REASON bytes, which JSON escaping may grow six times. */
+#define STATSD_ANSWER_MAX (STATSD_MAX_REJECTS * STATSD_MAX_REASON * 6 + 4096)
+/* A status answer: four lists of at most TSDB_STATUS_MAX_TOP entries,
+ * each a label pair of at most 508 bytes, escaped up to six times. */
+#define STATUS_ANSWER_MAX ((size_t)4 * TSDB_STATUS_MAX_TOP * (508 * 6 + 64))
 
 #define TEXT_FORMAT "text/plain; version=0.0.4; charset=utf-8"
 #define OM_FORMAT   "application/openmetrics-text; version=1.0.0; charset=utf-8"
@@ -43,6 +68,8 @@ static int metrics_end(struct http_req *r)
 
     http_buf_init(&b, METRICS_PAGE_MAX);
     rc = http_metrics_render(&r->env->metrics, r->env->db, &b);
+    if (rc == TSDB_OK && r->env->statsd)
+        rc = http_statsd_render(r->env->statsd, &b);
     if (rc == TSDB_OK)
         rc = http_reply(r, 200, TEXT_FORMAT, b.p, b.len);
     http_buf_release(&b);
@@ -260,6 +287,186 @@ out_params:
     return rc;
 }
 
+/* ---- POST /api/v1/statsd ---- */
+
+/* The error envelope of a StatsD answer that is not a success. */
+static unsigned statsd_error(int rc, const struct statsd_result *res,
+                             struct http_buf *b)
+{
+    char msg[400];
+
+    if (rc == TSDB_ELIMIT) {
+        snprintf(msg, sizeof(msg),
+                 "request body exceeds the StatsD limit of %zu bytes; "
+                 "send it in smaller bodies",
+                 STATSD_MAX_BODY);
+        http_json_error_open(b, "too_large", msg);
+        return 413;
+    }
+    if (rc != TSDB_OK) {
+        snprintf(msg, sizeof(msg),
+                 "nothing of this body was kept: %s; see the server log",
+                 rc == TSDB_ENOMEM ? "out of memory"
+                                   : "the StatsD journal cannot be written");
+        http_json_error_open(b, rc == TSDB_ENOMEM ? "internal" : "unavailable",
+                             msg);
+        return rc == TSDB_ENOMEM ? 500 : 503;
+    }
+    snprintf(msg, sizeof(msg),
+             "%" PRIu64 " of %" PRIu64 " lines were rejected, see "
+             "data.errors; the %" PRIu64 " others were accepted",
+             res->rejected, res->lines, res->accepted);
+    http_json_error_open(b, "bad_data", msg);
+    return 400;
+}
+
+static int statsd_end(struct http_req *r)
+{
+    struct http_statsd *svc = r->env->statsd;
+    struct statsd_result *res;
+    unsigned status = 200;
+    struct http_buf b;
+    int rc;
+
+    if (!svc)
+        return http_reply_error(r, 503, "unavailable",
+                                "StatsD ingest is not enabled on this server");
+    res = malloc(sizeof(*res));
+    if (!res)
+        return TSDB_ENOMEM;
+    rc = statsd_ingest(http_statsd_handle(svc), r->body.p ? r->body.p : "",
+                       r->body.len, r->arrival_ms, res);
+    http_statsd_record(svc, HTTP_STATSD_HTTP, rc, res);
+    snprintf(r->note, sizeof(r->note),
+             "%" PRIu64 " StatsD lines, %" PRIu64 " accepted, %" PRIu64
+             " rejected%s%s",
+             res->lines, rc == TSDB_OK ? res->accepted : 0,
+             rc == TSDB_OK ? res->rejected : res->lines,
+             rc == TSDB_OK ? "" : ": ", rc == TSDB_OK ? "" : tsdb_strerror(rc));
+
+    http_buf_init(&b, STATSD_ANSWER_MAX);
+    if (rc != TSDB_OK || res->rejected > 0)
+        status = statsd_error(rc, res, &b);
+    else
+        http_buf_puts(&b, "{\"status\":\"success\"");
+    http_buf_puts(&b, ",\"data\":");
+    http_statsd_json(rc, res, &b);
+    http_buf_puts(&b, "}\n");
+    r->rejected = status != 200;
+    rc = http_reply_json(r, status, &b);
+    http_buf_release(&b);
+    free(res);
+    return rc;
+}
+
+/* ---- GET /api/v1/status/tsdb ---- */
+
+static void status_list(struct http_buf *b, const char *key,
+                        const struct tsdb_status_list *l)
+{
+    http_buf_printf(b, ",\"%s\":[", key);
+    for (size_t i = 0; i < l->n; i++) {
+        const struct tsdb_status_entry *e = &l->v[i];
+
+        http_buf_puts(b, i ? ",{\"name\":" : "{\"name\":");
+        if (e->value) {
+            size_t nl = strlen(e->name), vl = strlen(e->value);
+            char *pair = malloc(nl + vl + 2);
+
+            if (!pair) {
+                b->err = b->err ? b->err : TSDB_ENOMEM;
+                return;
+            }
+            memcpy(pair, e->name, nl);
+            pair[nl] = '=';
+            memcpy(pair + nl + 1, e->value, vl + 1);
+            http_json_string(b, pair, nl + vl + 1);
+            free(pair);
+        } else {
+            http_json_str(b, e->name);
+        }
+        http_buf_printf(b, ",\"value\":%" PRIu64 "}", e->count);
+    }
+    http_buf_puts(b, "]");
+}
+
+/* Prometheus's TSDBStatus: headStats, then the four lists in its order. */
+static void status_json(struct http_buf *b, const struct tsdb_status *st)
+{
+    http_buf_printf(b,
+                    "{\"status\":\"success\",\"data\":{\"headStats\":{"
+                    "\"numSeries\":%" PRIu64 ",\"numLabelPairs\":%" PRIu64
+                    ",\"chunkCount\":%" PRIu64 ",\"minTime\":%" PRId64
+                    ",\"maxTime\":%" PRId64 "}",
+                    st->head.series, st->label_pairs, st->head.chunks,
+                    st->head.min_time, st->head.max_time);
+    status_list(b, "seriesCountByMetricName", &st->series_by_metric);
+    status_list(b, "labelValueCountByLabelName", &st->values_by_name);
+    status_list(b, "memoryInBytesByLabelName", &st->bytes_by_name);
+    status_list(b, "seriesCountByLabelValuePair", &st->series_by_pair);
+    http_buf_puts(b, "}}\n");
+}
+
+/* Reads limit as Prometheus does (a positive decimal integer, default
+ * 10); false if it is not one. */
+static bool status_limit(const char *v, size_t *top)
+{
+    char *end;
+    unsigned long long n;
+
+    *top = TSDB_STATUS_DEFAULT_TOP;
+    if (!v || !*v)
+        return true;
+    if (*v == '+')
+        v++;
+    if (*v < '0' || *v > '9')
+        return false;
+    errno = 0;
+    n = strtoull(v, &end, 10);
+    if (*end || n < 1 || errno == ERANGE)
+        return false;
+    *top = n > TSDB_STATUS_MAX_TOP ? TSDB_STATUS_MAX_TOP : (size_t)n;
+    return true;
+}
+
+static int status_end(struct http_req *r)
+{
+    struct tsdb_status st = {0};
+    struct http_params ps;
+    struct http_buf b;
+    size_t top;
+    int rc;
+
+    http_params_init(&ps);
+    rc = http_req_params(r, &ps);
+    if (rc != TSDB_OK) {
+        rc = http_reply_error(r, 400, "bad_data",
+                              "cannot read the parameters: %s",
+                              tsdb_strerror(rc));
+        goto out_params;
+    }
+    if (!status_limit(http_params_get(&ps, "limit"), &top)) {
+        rc = http_reply_error(r, 400, "bad_data",
+                              "limit must be a positive number");
+        goto out_params;
+    }
+    rc = tsdb_status_get(r->env->db, top, &st);
+    if (rc != TSDB_OK) {
+        rc = http_reply_error(r, 500, "internal",
+                              "cannot read the index figures: %s",
+                              tsdb_strerror(rc));
+        goto out_params;
+    }
+    http_buf_init(&b, STATUS_ANSWER_MAX);
+    status_json(&b, &st);
+    rc = http_reply_json(r, 200, &b);
+    http_buf_release(&b);
+    tsdb_status_release(&st);
+out_params:
+    http_params_release(&ps);
+    return rc;
+}
+
 /* ---- the table ---- */
 
 static const struct http_route routes[] = {
@@ -273,6 +480,10 @@ static const struct http_route routes[] = {
      import_begin, import_data, import_end},
     {"/api/v1/export", HTTP_GET | HTTP_POST, HTTP_EP_EXPORT, HTTP_BODY_BUFFER,
      NULL, NULL, export_end},
+    {"/api/v1/statsd", HTTP_POST, HTTP_EP_STATSD, HTTP_BODY_BUFFER, NULL, NULL,
+     statsd_end},
+    {"/api/v1/status/tsdb", HTTP_GET, HTTP_EP_STATUS, HTTP_BODY_NONE, NULL,
+     NULL, status_end},
 };
 
 const struct http_route *http_routes(size_t *n)

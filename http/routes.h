@@ -6,11 +6,11 @@
  *   POST /api/v1/import/prometheus  bulk import, streamed (import.h)
  *   GET, POST /api/v1/export        OpenMetrics export (export.h); POST
  *                                   takes a form body, as the query API
- *
- * POST /api/v1/statsd is not routed yet.  To add it: an entry with
- * HTTP_EP_STATSD and HTTP_BODY_BUFFER (the body, at most --max-body, is
- * then in r->body when end runs); the end handler fills r->ingest and sets
- * r->ingested, and the server adds those counts to /metrics and the log.
+ *   POST /api/v1/statsd             StatsD lines, the body read whole (at
+ *                                   most --max-body and STATSD_MAX_BODY)
+ *                                   and handed to statsd_ingest
+ *   GET  /api/v1/status/tsdb        cardinality figures (tsdb/status.h)
+ *                                   in Prometheus's shape; ?limit=N
  */
 #ifndef HTTP_ROUTES_H
 #define HTTP_ROUTES_H

@@ -100,12 +100,17 @@ static void log_safe(char *out, size_t cap, const char *s)
     out[i] = '\0';
 }
 
-/* The limit on a route's body, and the flag that sets it; 0 is none. */
+/* The limit on a route's body, and what sets it; 0 is none.  A StatsD
+ * body is also held to STATSD_MAX_BODY, which statsd_ingest enforces. */
 static uint64_t body_limit(const struct http_req *r, const char **flag)
 {
     if (r->route && r->route->body == HTTP_BODY_STREAM) {
         *flag = "--max-import-body";
         return r->env->max_import_body;
+    }
+    if (r->endpoint == HTTP_EP_STATSD && r->env->max_body > STATSD_MAX_BODY) {
+        *flag = "StatsD body";
+        return STATSD_MAX_BODY;
     }
     *flag = "--max-body";
     return r->env->max_body;
@@ -348,6 +353,7 @@ int http_server_start(struct tsdb *db, const struct http_server_options *o,
         return TSDB_ENOMEM;
     http_metrics_init(&s->env.metrics);
     s->env.db = db;
+    s->env.statsd = o->statsd;
     s->env.max_body = o->max_body;
     s->env.max_import_body = o->max_import_body;
     s->env.import_batch = o->import_batch;

@@ -41,6 +41,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "http/statsd.h"
 #include "tsdb/db.h"
 
 struct http_server_options {
@@ -50,10 +51,13 @@ struct http_server_options {
     uint64_t max_import_body; /* streamed import bodies, bytes; 0: none */
     size_t import_batch;      /* samples per import commit */
     unsigned slow_ms;         /* log requests that take longer */
+    /* StatsD, borrowed until http_server_stop; NULL: POST /api/v1/statsd
+     * answers 503. */
+    struct http_statsd *statsd;
 };
 
 /* Defaults: 127.0.0.1:9201, 4 threads, max_body 64 MiB, no import body
- * limit, import_batch 50000, slow_ms 1000. */
+ * limit, import_batch 50000, slow_ms 1000, no StatsD. */
 void http_server_options_init(struct http_server_options *o);
 
 struct http_server;

@@ -1,20 +1,32 @@
 /*
- * tsdbd: the server.  Opens the data folder, serves HTTP on a loopback
- * address (routes in http/routes.h), and on SIGTERM or SIGINT stops
- * accepting, checkpoints (flush, sync) and exits 0.  Exit status 2 for a
- * bad flag, 1 when the folder or the address cannot be used.
+ * tsdbd: the server.  Opens the data folder, loads the cardinality rules
+ * (--limits-file), opens StatsD (recovering its journal into the storage),
+ * starts the StatsD flush thread, serves HTTP on a loopback address
+ * (routes in http/routes.h) and, with --statsd-udp, StatsD over UDP.
+ *
+ * Shutdown on SIGTERM or SIGINT, in this order: stop HTTP and UDP (no
+ * new bodies), stop the flush thread and flush once more, close StatsD
+ * (its journal keeps what was not flushed), close the storage
+ * (checkpoint, sync, compaction) and exit 0.  Exit status 2 for a bad
+ * flag, 1 when the folder, the limits file or an address cannot be used.
  */
 #define LOG_MODULE "tsdbd"
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "http/server.h"
+#include "http/statsd.h"
+#include "statsd/sink.h"
+#include "statsd/statsd.h"
+#include "statsd/udp.h"
 #include "tsdb/db.h"
+#include "tsdb/guard.h"
 #include "tsdb/log.h"
 
 static void usage(FILE *f)
@@ -27,17 +39,18 @@ static void usage(FILE *f)
         "  --listen HOST:PORT  HTTP address (default 127.0.0.1:9201)\n"
         "  --retention DUR     delete data older than DUR, e.g. 30d, 12h;\n"
         "                      0 keeps everything (default 0)\n"
-        "  --wal-sync DUR      fsync the write-ahead log this often; 0 "
-        "syncs\n"
-        "                      every write (default 1s).  Writes survive a\n"
-        "                      crash of the process either way; this bounds\n"
-        "                      what a power loss can take\n"
+        "  --wal-sync DUR      fsync the write-ahead log and the StatsD\n"
+        "                      journal this often; 0 syncs every write\n"
+        "                      (default 1s).  Writes survive a crash of the\n"
+        "                      process either way; this bounds what a power\n"
+        "                      loss can take\n"
         "  --max-series N      refuse new series past N (default 5000000)\n"
         "  --map-size BYTES    LMDB map size, suffixes K M G T (default 64G)\n"
         "  --threads N         HTTP request threads (default 4)\n"
         "  --max-body SIZE     largest request body read whole (export form\n"
-        "                      bodies, later StatsD); larger ones get 413\n"
-        "                      (default 64M; suffixes K M G T)\n"
+        "                      bodies, StatsD bodies, which also stop at\n"
+        "                      8M); larger ones get 413 (default 64M;\n"
+        "                      suffixes K M G T)\n"
         "  --max-import-body SIZE\n"
         "                      largest body for /api/v1/import/prometheus,\n"
         "                      which is streamed in bounded memory whatever\n"
@@ -45,7 +58,27 @@ static void usage(FILE *f)
         "  --import-batch N    samples per commit during an import, 1 to\n"
         "                      1000000 (default 50000); each commit is\n"
         "                      durable, the answer comes after the last\n"
-        "  --slow-request DUR  log requests that take longer (default 1s)\n"
+        "  --slow-request DUR  log requests and StatsD flushes that take\n"
+        "                      longer (default 1s)\n"
+        "  --flush-interval DUR\n"
+        "                      StatsD flush interval, 100ms to 1h (default\n"
+        "                      10s); flushes are stamped with the time\n"
+        "                      rounded down to a multiple of it\n"
+        "  --statsd-idle-ttl DUR\n"
+        "                      a StatsD series without lines for DUR gets a\n"
+        "                      stale marker and is dropped; 0 never (default\n"
+        "                      5m)\n"
+        "  --statsd-buckets LIST\n"
+        "                      histogram bucket bounds for ms, h and d lines,\n"
+        "                      comma-separated, ascending, at most 64 (ms in\n"
+        "                      seconds; default .005,.01,.025,.05,.1,.25,.5,\n"
+        "                      1,2.5,5,10)\n"
+        "  --statsd-udp HOST:PORT\n"
+        "                      also take StatsD datagrams on this UDP\n"
+        "                      address, e.g. 127.0.0.1:8125 (default off)\n"
+        "  --limits-file FILE  cardinality rules: series per metric, values\n"
+        "                      per label, reject or fold (README); a bad file\n"
+        "                      stops the start\n"
         "  --no-compact        skip rewriting the LMDB file with full pages\n"
         "                      at shutdown (it takes time in proportion to\n"
         "                      the file; tsdb-compact DIR does it later)\n"
@@ -141,13 +174,89 @@ static int bad_flag(const char *flag, const char *value, const char *want)
     return 2;
 }
 
+/* Reads "0.005,0.01,1" into v[0..*n): finite, ascending, at most
+ * STATSD_MAX_BUCKETS. */
+static bool parse_buckets(const char *s, double *v, size_t *n)
+{
+    *n = 0;
+    for (;;) {
+        char *end;
+        double x = strtod(s, &end);
+
+        if (end == s || !isfinite(x) || *n == STATSD_MAX_BUCKETS ||
+            (*n > 0 && x <= v[*n - 1]))
+            return false;
+        v[(*n)++] = x;
+        if (*end == '\0')
+            return true;
+        if (*end != ',')
+            return false;
+        s = end + 1;
+    }
+}
+
+/* Everything the flags set. */
+struct config {
+    struct tsdb_options db;
+    struct http_server_options http;
+    struct statsd_options statsd;
+    struct http_statsd_options flush;
+    const char *limits_file; /* NULL: no cardinality rules */
+    const char *statsd_udp;  /* NULL: no UDP */
+    double buckets[STATSD_MAX_BUCKETS];
+};
+
+static void config_init(struct config *c)
+{
+    memset(c, 0, sizeof(*c));
+    tsdb_options_init(&c->db);
+    http_server_options_init(&c->http);
+    statsd_options_init(&c->statsd);
+    http_statsd_options_init(&c->flush);
+    c->db.compact_on_close = true;
+}
+
+/* The StatsD and flush flags. */
+static int parse_statsd_flag(int opt, struct config *c)
+{
+    int64_t ms;
+
+    switch (opt) {
+    case 'f':
+        if (!parse_duration(optarg, &ms) || ms < 100 || ms > 3600000)
+            return bad_flag("--flush-interval", optarg,
+                            "a duration from 100ms to 1h");
+        c->statsd.flush_interval_ms = ms;
+        c->flush.flush_interval_ms = ms;
+        return -1;
+    case 'e':
+        if (!parse_duration(optarg, &c->statsd.agg.idle_ttl_ms))
+            return bad_flag("--statsd-idle-ttl", optarg, "a duration, or 0");
+        return -1;
+    case 'k':
+        if (!parse_buckets(optarg, c->buckets, &c->statsd.agg.nbuckets))
+            return bad_flag("--statsd-buckets", optarg,
+                            "a comma-separated ascending list of at most 64 "
+                            "finite numbers");
+        c->statsd.agg.buckets = c->buckets;
+        return -1;
+    case 'u':
+        c->statsd_udp = optarg;
+        return -1;
+    case 'g':
+        c->limits_file = optarg;
+        return -1;
+    }
+    usage(stderr);
+    return 2;
+}
+
 /*
- * Reads the flags into o and ho.  Returns -1 to go on, else the exit
- * status (0 after --help, 2 for a bad flag).  One flat switch over the
- * flags, so it stays whole.
+ * Reads the flags into c.  Returns -1 to go on, else the exit status (0
+ * after --help, 2 for a bad flag).  One flat switch over the flags, so it
+ * stays whole.
  */
-static int parse_flags(int argc, char **argv, struct tsdb_options *o,
-                       struct http_server_options *ho)
+static int parse_flags(int argc, char **argv, struct config *c)
 {
     static const struct option longopts[] = {
         {"data", required_argument, NULL, 'd'},
@@ -161,13 +270,20 @@ static int parse_flags(int argc, char **argv, struct tsdb_options *o,
         {"max-import-body", required_argument, NULL, 'i'},
         {"import-batch", required_argument, NULL, 'n'},
         {"slow-request", required_argument, NULL, 'q'},
+        {"flush-interval", required_argument, NULL, 'f'},
+        {"statsd-idle-ttl", required_argument, NULL, 'e'},
+        {"statsd-buckets", required_argument, NULL, 'k'},
+        {"statsd-udp", required_argument, NULL, 'u'},
+        {"limits-file", required_argument, NULL, 'g'},
         {"log-level", required_argument, NULL, 'v'},
         {"no-compact", no_argument, NULL, 'c'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
+    struct tsdb_options *o = &c->db;
+    struct http_server_options *ho = &c->http;
     uint64_t size;
     int64_t ms;
-    int opt;
+    int opt, rc;
 
     while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (opt) {
@@ -216,6 +332,7 @@ static int parse_flags(int argc, char **argv, struct tsdb_options *o,
             if (!parse_duration(optarg, &ms) || ms > 86400000)
                 return bad_flag("--slow-request", optarg, "a duration <= 1d");
             ho->slow_ms = (unsigned)ms;
+            c->flush.slow_ms = (unsigned)ms;
             break;
         case 't':
             if (!parse_count(optarg, 1, 1024, &size))
@@ -234,8 +351,9 @@ static int parse_flags(int argc, char **argv, struct tsdb_options *o,
             usage(stdout);
             return 0;
         default:
-            usage(stderr);
-            return 2;
+            rc = parse_statsd_flag(opt, c);
+            if (rc >= 0)
+                return rc;
         }
     }
     if (optind < argc) {
@@ -245,20 +363,136 @@ static int parse_flags(int argc, char **argv, struct tsdb_options *o,
     return -1;
 }
 
+/* The start-up lines: every setting, so that a log shows what ran. */
+static void log_settings(const struct config *c)
+{
+    const struct statsd_agg_options *a = &c->statsd.agg;
+    char buckets[STATSD_MAX_BUCKETS * 26] = "default";
+    size_t len = 0;
+
+    log_info("starting: data '%s', listen %s, retention %" PRId64
+             " ms, wal-sync %d ms, max-series %zu, map-size %zu, "
+             "compact at shutdown %s, max-body %zu, max-import-body %" PRIu64
+             ", import-batch %zu, limits-file %s",
+             c->db.dir, c->http.listen, c->db.retention_ms, c->db.wal_sync_ms,
+             c->db.max_series, c->db.map_size,
+             c->db.compact_on_close ? "on" : "off", c->http.max_body,
+             c->http.max_import_body, c->http.import_batch,
+             c->limits_file ? c->limits_file : "none");
+    for (size_t i = 0; a->buckets && i < a->nbuckets; i++)
+        len += (size_t)snprintf(buckets + len, sizeof(buckets) - len, "%s%g",
+                                i ? "," : "", a->buckets[i]);
+    log_info("statsd: flush-interval %" PRId64 " ms, idle-ttl %" PRId64
+             " ms, buckets %s, udp %s",
+             c->statsd.flush_interval_ms, a->idle_ttl_ms, buckets,
+             c->statsd_udp ? c->statsd_udp : "off");
+}
+
+/* What runs, in start order. */
+struct server {
+    struct tsdb *db;
+    struct statsd_tsdb_sink sink_state;
+    struct statsd_sink sink;
+    struct statsd *sd;
+    struct http_statsd *flusher;
+    struct http_server *http;
+    struct statsd_udp *udp;
+};
+
+/* The storage and its cardinality rules, read before any write so that
+ * the rules count every series.  Returns an exit status, 0 if it runs. */
+static int start_storage(struct server *sv, const struct config *c)
+{
+    char err[600];
+    int rc = tsdb_open(&c->db, &sv->db);
+
+    if (rc != TSDB_OK) {
+        log_error("cannot open data folder '%s': %s", c->db.dir,
+                  tsdb_strerror(rc));
+        return 1;
+    }
+    if (c->limits_file) {
+        rc = tsdb_guard_load(sv->db, c->limits_file, err, sizeof(err));
+        if (rc != TSDB_OK) {
+            log_error("%s", err);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* StatsD (recovery emits through the sink), its flusher, HTTP, UDP. */
+static int start_services(struct server *sv, struct config *c)
+{
+    struct statsd_udp_options uo = {c->statsd_udp, http_statsd_on_udp, NULL};
+    char err[256];
+    int rc;
+
+    rc = statsd_tsdb_sink_init(&sv->sink_state, sv->db, &sv->sink);
+    c->statsd.dir = c->db.dir;
+    c->statsd.sync_ms = c->db.wal_sync_ms;
+    if (rc == TSDB_OK)
+        rc = statsd_open(&c->statsd, &sv->sink, &sv->sd);
+    if (rc == TSDB_OK)
+        rc = http_statsd_start(sv->sd, &sv->sink, &sv->sink_state, &c->flush,
+                               &sv->flusher);
+    if (rc != TSDB_OK) {
+        log_error("cannot start StatsD in '%s/statsd': %s", c->db.dir,
+                  tsdb_strerror(rc));
+        return 1;
+    }
+    c->http.statsd = sv->flusher;
+    if (http_server_start(sv->db, &c->http, &sv->http, err, sizeof(err)) !=
+        TSDB_OK) {
+        log_error("%s", err);
+        return 1;
+    }
+    uo.ctx = sv->flusher;
+    if (c->statsd_udp &&
+        statsd_udp_start(sv->sd, &uo, &sv->udp, err, sizeof(err)) != TSDB_OK) {
+        log_error("%s", err);
+        return 1;
+    }
+    return 0;
+}
+
+/* Stops what runs, in the order of the top comment.  Returns the exit
+ * status. */
+static int stop(struct server *sv)
+{
+    int status = 0, rc;
+
+    http_server_stop(sv->http);
+    statsd_udp_stop(sv->udp);
+    if (sv->flusher) {
+        rc = http_statsd_stop(sv->flusher);
+        if (rc != TSDB_OK)
+            log_warn("last StatsD flush failed: %s; its lines stay in the "
+                     "journal for the next start",
+                     tsdb_strerror(rc));
+    }
+    http_statsd_free(sv->flusher);
+    statsd_close(sv->sd);
+    statsd_tsdb_sink_release(&sv->sink_state);
+    if (sv->db) {
+        rc = tsdb_close(sv->db);
+        if (rc != TSDB_OK) {
+            log_error("shutdown flush failed: %s", tsdb_strerror(rc));
+            status = 1;
+        }
+    }
+    return status;
+}
+
 int main(int argc, char **argv)
 {
-    struct http_server_options ho;
-    struct tsdb_options o;
-    struct http_server *srv = NULL;
-    struct tsdb *db;
+    struct server sv = {0};
+    struct config c;
     sigset_t sigs;
-    char err[256];
     int sig, rc;
 
-    tsdb_options_init(&o);
-    http_server_options_init(&ho);
-    o.compact_on_close = true;
-    rc = parse_flags(argc, argv, &o, &ho);
+    config_init(&c);
+    rc = parse_flags(argc, argv, &c);
     if (rc >= 0)
         return rc;
 
@@ -269,32 +503,18 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    log_info("starting: data '%s', listen %s, retention %" PRId64
-             " ms, wal-sync %d ms, max-series %zu, map-size %zu, "
-             "compact at shutdown %s, max-body %zu, max-import-body %" PRIu64
-             ", import-batch %zu",
-             o.dir, ho.listen, o.retention_ms, o.wal_sync_ms, o.max_series,
-             o.map_size, o.compact_on_close ? "on" : "off", ho.max_body,
-             ho.max_import_body, ho.import_batch);
-    rc = tsdb_open(&o, &db);
-    if (rc != TSDB_OK) {
-        log_error("cannot open data folder '%s': %s", o.dir, tsdb_strerror(rc));
-        return 1;
-    }
-    rc = http_server_start(db, &ho, &srv, err, sizeof(err));
-    if (rc != TSDB_OK) {
-        log_error("%s", err);
-        tsdb_close(db);
-        return 1;
+    log_settings(&c);
+    rc = start_storage(&sv, &c);
+    if (rc == 0)
+        rc = start_services(&sv, &c);
+    if (rc != 0) {
+        stop(&sv);
+        return rc;
     }
     sigwait(&sigs, &sig);
     log_info("received %s: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-    http_server_stop(srv);
-    rc = tsdb_close(db);
-    if (rc != TSDB_OK) {
-        log_error("shutdown flush failed: %s", tsdb_strerror(rc));
-        return 1;
-    }
-    log_info("stopped cleanly");
-    return 0;
+    rc = stop(&sv);
+    if (rc == 0)
+        log_info("stopped cleanly");
+    return rc;
 }
