@@ -212,6 +212,31 @@ static void render_writes(struct http_metrics *m, struct http_buf *b)
            get(&m->export_stale));
 }
 
+/* The storage flusher's transactions as a histogram (cumulative here). */
+static void render_flushes(struct http_buf *b, const struct tsdb_stats *st)
+{
+    char num[HTTP_NUM_MAX];
+    uint64_t cum = 0;
+
+    family(b, "tsdb_flush_duration_seconds", "histogram",
+           "Storage flusher transactions (packing sealed chunks and writing "
+           "them to LMDB), by duration.");
+    for (int i = 0; i < TSDB_FLUSH_NBUCKETS; i++) {
+        cum += st->flush_buckets[i];
+        if (i < TSDB_FLUSH_NBUCKETS - 1)
+            http_fmt_value(num, tsdb_flush_bounds[i]);
+        http_buf_printf(b,
+                        "tsdb_flush_duration_seconds_bucket{le=\"%s\"} "
+                        "%" PRIu64 "\n",
+                        i < TSDB_FLUSH_NBUCKETS - 1 ? num : "+Inf", cum);
+    }
+    http_fmt_value(num, st->flush_seconds);
+    http_buf_printf(b,
+                    "tsdb_flush_duration_seconds_sum %s\n"
+                    "tsdb_flush_duration_seconds_count %" PRIu64 "\n",
+                    num, st->flushes);
+}
+
 static void render_storage(struct tsdb *db, struct http_buf *b)
 {
     struct tsdb_stats st;
@@ -239,8 +264,11 @@ static void render_storage(struct tsdb *db, struct http_buf *b)
                     "%" PRIu64 "\n",
                     st.rejected_out_of_order, st.rejected_duplicate_conflict,
                     st.rejected_out_of_bounds);
+    single(b, "tsdb_series", "gauge",
+           "Series in the index, stored or in memory.", st.series_total);
     single(b, "tsdb_chunks_sealed_total", "counter",
            "Open chunks cut and sealed.", st.chunks_sealed);
+    render_flushes(b, &st);
     single(b, "tsdb_chunks_written_total", "counter",
            "Chunk writes to LMDB by the flusher, merges included.",
            st.chunks_written);

@@ -540,6 +540,10 @@ void tsdb_stats_get(struct tsdb *db, struct tsdb_stats *st)
     st->chunks_written = atomic_load(&db->chunks_written);
     st->chunk_bytes = (uint64_t)atomic_load(&db->chunk_bytes);
     st->chunks_deleted = atomic_load(&db->chunks_deleted);
+    st->flushes = atomic_load(&db->flushes);
+    st->flush_seconds = (double)atomic_load(&db->flush_us) / 1e6;
+    for (int i = 0; i < TSDB_FLUSH_NBUCKETS; i++)
+        st->flush_buckets[i] = atomic_load(&db->flush_buckets[i]);
     tsdb_guard_totals(db->guard, &st->guard_refused, &st->guard_folded);
 
     if (asprintf(&path, "%s/data.mdb", db->dir) >= 0) {
@@ -551,7 +555,10 @@ void tsdb_stats_get(struct tsdb *db, struct tsdb_stats *st)
         mdb_env_stat(db->env, &mst) == MDB_SUCCESS &&
         mdb_txn_begin(db->env, NULL, MDB_RDONLY, &txn) == MDB_SUCCESS) {
         uint64_t pages = info.me_last_pgno + 1, fp = free_pages(txn);
+        MDB_stat sst;
         st->lmdb_used_bytes = (pages > fp ? pages - fp : 0) * mst.ms_psize;
+        if (mdb_stat(txn, db->index.series, &sst) == MDB_SUCCESS)
+            st->series_total = sst.ms_entries;
         mdb_txn_abort(txn);
     }
 }

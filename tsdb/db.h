@@ -183,8 +183,15 @@ int tsdb_checkpoint(struct tsdb *db);
  */
 int tsdb_retention_run(struct tsdb *db, int64_t cutoff, size_t *deleted);
 
+/* Flusher duration histogram: bucket i counts flushes that took at most
+ * tsdb_flush_bounds[i] seconds and more than the bound before it; the last
+ * bucket is everything longer (+Inf).  Counts are not cumulative. */
+#define TSDB_FLUSH_NBUCKETS 8
+extern const double tsdb_flush_bounds[TSDB_FLUSH_NBUCKETS - 1];
+
 struct tsdb_stats {
-    uint64_t series; /* series in the head */
+    uint64_t series;       /* series in the head */
+    uint64_t series_total; /* series in the index (stored) */
     uint64_t samples_appended;
     uint64_t rejected_out_of_order;
     uint64_t rejected_duplicate_conflict;
@@ -197,8 +204,11 @@ struct tsdb_stats {
     uint64_t lmdb_file_bytes; /* size of the LMDB data file */
     uint64_t lmdb_used_bytes; /* pages in use x page size */
     int64_t max_time;         /* newest sample timestamp, ms */
-    uint64_t guard_refused;   /* new series refused by guard.h rules */
-    uint64_t guard_folded;    /* label values folded into the overflow */
+    uint64_t flushes;         /* flusher transactions that wrote */
+    double flush_seconds;     /* their total duration */
+    uint64_t flush_buckets[TSDB_FLUSH_NBUCKETS];
+    uint64_t guard_refused; /* new series refused by guard.h rules */
+    uint64_t guard_folded;  /* label values folded into the overflow */
 };
 
 void tsdb_stats_get(struct tsdb *db, struct tsdb_stats *st);

@@ -52,6 +52,9 @@ struct tsdb {
     atomic_uint_fast64_t chunks_written;
     atomic_int_fast64_t chunk_bytes; /* net: added minus replaced */
     atomic_uint_fast64_t chunks_deleted;
+    atomic_uint_fast64_t flushes;
+    atomic_uint_fast64_t flush_us; /* total flush time, microseconds */
+    atomic_uint_fast64_t flush_buckets[TSDB_FLUSH_NBUCKETS];
 
     struct tsdb_guard *guard; /* cardinality rules and counts (guard.c) */
 };

@@ -16,6 +16,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "tsdb/bytes.h"
 #include "tsdb/chunk.h"
@@ -305,6 +306,29 @@ static void finish_items(struct tsdb *db, struct flush_item *items, size_t n,
     pthread_mutex_unlock(&db->head_lock);
 }
 
+const double tsdb_flush_bounds[TSDB_FLUSH_NBUCKETS - 1] = {
+    0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1};
+
+/* Adds one flush that took us microseconds to the figures. */
+static void record_flush(struct tsdb *db, uint64_t us)
+{
+    int b = 0;
+
+    while (b < TSDB_FLUSH_NBUCKETS - 1 &&
+           (double)us / 1e6 > tsdb_flush_bounds[b])
+        b++;
+    atomic_fetch_add(&db->flush_buckets[b], 1);
+    atomic_fetch_add(&db->flushes, 1);
+    atomic_fetch_add(&db->flush_us, us);
+}
+
+static uint64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
 /* Writes every sealed chunk; the caller holds flush_lock. */
 static int flush_locked(struct tsdb *db)
 {
@@ -312,6 +336,7 @@ static int flush_locked(struct tsdb *db)
     struct merge_buf m = {0};
     MDB_txn *txn = NULL;
     MDB_cursor *cur = NULL;
+    uint64_t start = mono_us();
     size_t n;
     int rc;
 
@@ -341,6 +366,8 @@ static int flush_locked(struct tsdb *db)
     finish_items(db, items, n, rc == TSDB_OK);
     flush_items_free(items, n);
     merge_buf_release(&m);
+    if (rc == TSDB_OK)
+        record_flush(db, mono_us() - start);
     return rc;
 }
 
