@@ -98,24 +98,23 @@ void http_metrics_export(struct http_metrics *m, uint64_t series,
     add(&m->export_stale, stale);
 }
 
-static void family(struct http_buf *b, const char *name, const char *type,
-                   const char *help)
+void http_metrics_family(struct http_buf *b, const char *name, const char *type,
+                         const char *help)
 {
     http_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-/* One family with a single unlabelled sample. */
-static void single(struct http_buf *b, const char *name, const char *type,
-                   const char *help, uint64_t v)
+void http_metrics_single(struct http_buf *b, const char *name, const char *type,
+                         const char *help, uint64_t v)
 {
-    family(b, name, type, help);
+    http_metrics_family(b, name, type, help);
     http_buf_printf(b, "%s %" PRIu64 "\n", name, v);
 }
 
 static void render_requests(struct http_metrics *m, struct http_buf *b)
 {
-    family(b, "tsdb_http_requests_total", "counter",
-           "HTTP requests answered, by endpoint and status code.");
+    http_metrics_family(b, "tsdb_http_requests_total", "counter",
+                        "HTTP requests answered, by endpoint and status code.");
     for (int ep = 0; ep < HTTP_EP_COUNT; ep++) {
         for (size_t i = 0; i < HTTP_METRICS_NCODES; i++) {
             uint64_t n = get(&m->requests[ep][i]);
@@ -139,8 +138,8 @@ static void render_durations(struct http_metrics *m, struct http_buf *b)
 {
     const char *name = "tsdb_http_request_duration_seconds";
 
-    family(b, name, "histogram",
-           "Time from a request's headers to its last byte sent.");
+    http_metrics_family(b, name, "histogram",
+                        "Time from a request's headers to its last byte sent.");
     for (int ep = 0; ep < HTTP_EP_COUNT; ep++) {
         const char *epn = http_endpoint_name(ep);
         uint64_t cum = 0;
@@ -169,7 +168,7 @@ static void render_ingest(struct http_buf *b, const char *name,
                           atomic_uint_fast64_t (*by)[HTTP_REJ_COUNT],
                           int first_reason, int last_reason)
 {
-    family(b, name, "counter", help);
+    http_metrics_family(b, name, "counter", help);
     for (int ep = 0; ep < HTTP_EP_COUNT; ep++) {
         if (!ingests(ep))
             continue;
@@ -202,14 +201,17 @@ static void render_writes(struct http_metrics *m, struct http_buf *b)
     render_ingest(b, "tsdb_ingest_samples_rejected_total",
                   "Samples not stored, by reason.", NULL, m->samples_rejected,
                   HTTP_REJ_INVALID_SERIES, HTTP_REJ_OUT_OF_BOUNDS);
-    single(b, "tsdb_export_series_total", "counter",
-           "Series streamed by /api/v1/export.", get(&m->export_series));
-    single(b, "tsdb_export_samples_total", "counter",
-           "Samples streamed by /api/v1/export.", get(&m->export_samples));
-    single(b, "tsdb_export_stale_markers_skipped_total", "counter",
-           "Stale markers left out of exports (OpenMetrics cannot carry "
-           "them).",
-           get(&m->export_stale));
+    http_metrics_single(b, "tsdb_export_series_total", "counter",
+                        "Series streamed by /api/v1/export.",
+                        get(&m->export_series));
+    http_metrics_single(b, "tsdb_export_samples_total", "counter",
+                        "Samples streamed by /api/v1/export.",
+                        get(&m->export_samples));
+    http_metrics_single(
+        b, "tsdb_export_stale_markers_skipped_total", "counter",
+        "Stale markers left out of exports (OpenMetrics cannot carry "
+        "them).",
+        get(&m->export_stale));
 }
 
 /* The storage flusher's transactions as a histogram (cumulative here). */
@@ -218,9 +220,10 @@ static void render_flushes(struct http_buf *b, const struct tsdb_stats *st)
     char num[HTTP_NUM_MAX];
     uint64_t cum = 0;
 
-    family(b, "tsdb_flush_duration_seconds", "histogram",
-           "Storage flusher transactions (packing sealed chunks and writing "
-           "them to LMDB), by duration.");
+    http_metrics_family(
+        b, "tsdb_flush_duration_seconds", "histogram",
+        "Storage flusher transactions (packing sealed chunks and writing "
+        "them to LMDB), by duration.");
     for (int i = 0; i < TSDB_FLUSH_NBUCKETS; i++) {
         cum += st->flush_buckets[i];
         if (i < TSDB_FLUSH_NBUCKETS - 1)
@@ -247,14 +250,17 @@ static void render_storage(struct tsdb *db, struct http_buf *b)
     free_bytes = st.lmdb_file_bytes > st.lmdb_used_bytes
                      ? st.lmdb_file_bytes - st.lmdb_used_bytes
                      : 0;
-    single(b, "tsdb_head_series", "gauge",
-           "Series held in memory (written to since the server started, or "
-           "recovered from the WAL).",
-           st.series);
-    single(b, "tsdb_samples_appended_total", "counter",
-           "Samples accepted by commits, every endpoint.", st.samples_appended);
-    family(b, "tsdb_samples_rejected_total", "counter",
-           "Samples refused by commits, by reason, every endpoint.");
+    http_metrics_single(
+        b, "tsdb_head_series", "gauge",
+        "Series held in memory (written to since the server started, or "
+        "recovered from the WAL).",
+        st.series);
+    http_metrics_single(b, "tsdb_samples_appended_total", "counter",
+                        "Samples accepted by commits, every endpoint.",
+                        st.samples_appended);
+    http_metrics_family(
+        b, "tsdb_samples_rejected_total", "counter",
+        "Samples refused by commits, by reason, every endpoint.");
     http_buf_printf(b,
                     "tsdb_samples_rejected_total{reason=\"out_of_order\"} "
                     "%" PRIu64 "\n"
@@ -264,29 +270,32 @@ static void render_storage(struct tsdb *db, struct http_buf *b)
                     "%" PRIu64 "\n",
                     st.rejected_out_of_order, st.rejected_duplicate_conflict,
                     st.rejected_out_of_bounds);
-    single(b, "tsdb_series", "gauge",
-           "Series in the index, stored or in memory.", st.series_total);
-    single(b, "tsdb_chunks_sealed_total", "counter",
-           "Open chunks cut and sealed.", st.chunks_sealed);
+    http_metrics_single(b, "tsdb_series", "gauge",
+                        "Series in the index, stored or in memory.",
+                        st.series_total);
+    http_metrics_single(b, "tsdb_chunks_sealed_total", "counter",
+                        "Open chunks cut and sealed.", st.chunks_sealed);
     render_flushes(b, &st);
-    single(b, "tsdb_chunks_written_total", "counter",
-           "Chunk writes to LMDB by the flusher, merges included.",
-           st.chunks_written);
-    single(b, "tsdb_chunks_deleted_total", "counter",
-           "Chunks deleted by retention.", st.chunks_deleted);
-    single(b, "tsdb_chunk_bytes", "gauge", "Bytes of stored chunk values.",
-           st.chunk_bytes);
-    single(b, "tsdb_wal_bytes", "gauge", "Bytes in write-ahead log segments.",
-           st.wal_bytes);
-    single(b, "tsdb_lmdb_file_bytes", "gauge", "Size of the LMDB data file.",
-           st.lmdb_file_bytes);
-    single(b, "tsdb_lmdb_used_bytes", "gauge",
-           "LMDB pages in use times the page size.", st.lmdb_used_bytes);
-    single(b, "tsdb_lmdb_free_bytes", "gauge",
-           "LMDB file bytes not in use (free pages and the unused tail).",
-           free_bytes);
-    family(b, "tsdb_head_max_time_seconds", "gauge",
-           "Timestamp of the newest sample stored.");
+    http_metrics_single(b, "tsdb_chunks_written_total", "counter",
+                        "Chunk writes to LMDB by the flusher, merges included.",
+                        st.chunks_written);
+    http_metrics_single(b, "tsdb_chunks_deleted_total", "counter",
+                        "Chunks deleted by retention.", st.chunks_deleted);
+    http_metrics_single(b, "tsdb_chunk_bytes", "gauge",
+                        "Bytes of stored chunk values.", st.chunk_bytes);
+    http_metrics_single(b, "tsdb_wal_bytes", "gauge",
+                        "Bytes in write-ahead log segments.", st.wal_bytes);
+    http_metrics_single(b, "tsdb_lmdb_file_bytes", "gauge",
+                        "Size of the LMDB data file.", st.lmdb_file_bytes);
+    http_metrics_single(b, "tsdb_lmdb_used_bytes", "gauge",
+                        "LMDB pages in use times the page size.",
+                        st.lmdb_used_bytes);
+    http_metrics_single(
+        b, "tsdb_lmdb_free_bytes", "gauge",
+        "LMDB file bytes not in use (free pages and the unused tail).",
+        free_bytes);
+    http_metrics_family(b, "tsdb_head_max_time_seconds", "gauge",
+                        "Timestamp of the newest sample stored.");
     http_fmt_seconds(newest, st.max_time == INT64_MIN ? 0 : st.max_time);
     http_buf_printf(b, "tsdb_head_max_time_seconds %s\n", newest);
 }
@@ -330,9 +339,10 @@ static void render_guard(struct tsdb *db, struct http_buf *b)
         b->err = b->err ? b->err : rc;
         return;
     }
-    family(b, "tsdb_guard_limit", "gauge",
-           "Cardinality rules: series per metric (label=\"\") or distinct "
-           "values of a label.");
+    http_metrics_family(
+        b, "tsdb_guard_limit", "gauge",
+        "Cardinality rules: series per metric (label=\"\") or distinct "
+        "values of a label.");
     for (size_t i = 0; i < st.nrules; i++) {
         const struct tsdb_guard_usage *u = &st.rules[i];
         guard_labels(b, "tsdb_guard_limit", u->metric, u->label);
@@ -340,22 +350,24 @@ static void render_guard(struct tsdb *db, struct http_buf *b)
                         u->policy == TSDB_GUARD_FOLD ? "fold" : "reject",
                         u->limit);
     }
-    family(b, "tsdb_guard_used", "gauge",
-           "What each cardinality rule counts now.");
+    http_metrics_family(b, "tsdb_guard_used", "gauge",
+                        "What each cardinality rule counts now.");
     for (size_t i = 0; i < st.nrules; i++) {
         guard_labels(b, "tsdb_guard_used", st.rules[i].metric,
                      st.rules[i].label);
         http_buf_printf(b, "} %" PRIu64 "\n", st.rules[i].used);
     }
-    family(b, "tsdb_guard_series_refused_total", "counter",
-           "New series refused by a cardinality rule, by metric and label.");
+    http_metrics_family(
+        b, "tsdb_guard_series_refused_total", "counter",
+        "New series refused by a cardinality rule, by metric and label.");
     for (size_t i = 0; i < st.ncounters; i++) {
         guard_labels(b, "tsdb_guard_series_refused_total",
                      st.counters[i].metric, st.counters[i].label);
         http_buf_printf(b, "} %" PRIu64 "\n", st.counters[i].refused);
     }
-    family(b, "tsdb_guard_values_folded_total", "counter",
-           "Label values replaced by __overflow__, by metric and label.");
+    http_metrics_family(
+        b, "tsdb_guard_values_folded_total", "counter",
+        "Label values replaced by __overflow__, by metric and label.");
     for (size_t i = 0; i < st.ncounters; i++) {
         guard_labels(b, "tsdb_guard_values_folded_total", st.counters[i].metric,
                      st.counters[i].label);
@@ -369,8 +381,8 @@ int http_metrics_render(struct http_metrics *m, struct tsdb *db,
 {
     render_requests(m, out);
     render_durations(m, out);
-    family(out, "tsdb_http_requests_in_flight", "gauge",
-           "Requests being read or answered now.");
+    http_metrics_family(out, "tsdb_http_requests_in_flight", "gauge",
+                        "Requests being read or answered now.");
     http_buf_printf(out, "tsdb_http_requests_in_flight %" PRIdFAST64 "\n",
                     atomic_load_explicit(&m->in_flight, memory_order_relaxed));
     render_writes(m, out);

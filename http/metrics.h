@@ -124,4 +124,13 @@ void http_metrics_export(struct http_metrics *m, uint64_t series,
 int http_metrics_render(struct http_metrics *m, struct tsdb *db,
                         struct http_buf *out);
 
+/* Writes the HELP and TYPE lines of one family to b (for every page part
+ * rendered beside this one, such as http/statsd.c's). */
+void http_metrics_family(struct http_buf *b, const char *name, const char *type,
+                         const char *help);
+
+/* Writes one family with a single unlabelled sample v. */
+void http_metrics_single(struct http_buf *b, const char *name, const char *type,
+                         const char *help, uint64_t v);
+
 #endif

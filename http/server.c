@@ -29,6 +29,7 @@
 
 #include "http/request.h"
 #include "http/routes.h"
+#include "tsdb/addr.h"
 #include "tsdb/log.h"
 
 struct http_server {
@@ -47,36 +48,6 @@ void http_server_options_init(struct http_server_options *o)
     o->max_import_body = 0;
     o->import_batch = 50000;
     o->slow_ms = 1000;
-}
-
-static int parse_listen(const char *listen, struct sockaddr_in *sa, char *err,
-                        size_t errlen)
-{
-    const char *colon = strrchr(listen, ':');
-    char host[64];
-    char *end;
-    long port;
-
-    memset(sa, 0, sizeof(*sa));
-    sa->sin_family = AF_INET;
-    if (!colon || (size_t)(colon - listen) >= sizeof(host)) {
-        snprintf(err, errlen, "--listen '%s' is not HOST:PORT", listen);
-        return TSDB_EINVAL;
-    }
-    memcpy(host, listen, (size_t)(colon - listen));
-    host[colon - listen] = '\0';
-    port = strtol(colon + 1, &end, 10);
-    if (*end || end == colon + 1 || port < 0 || port > 65535) {
-        snprintf(err, errlen, "--listen '%s': port must be 0 to 65535", listen);
-        return TSDB_EINVAL;
-    }
-    if (inet_pton(AF_INET, host, &sa->sin_addr) != 1) {
-        snprintf(err, errlen, "--listen '%s': '%s' is not an IPv4 address",
-                 listen, host);
-        return TSDB_EINVAL;
-    }
-    sa->sin_port = htons((uint16_t)port);
-    return TSDB_OK;
 }
 
 static uint64_t now_us(clockid_t clock)
@@ -337,7 +308,7 @@ int http_server_start(struct tsdb *db, const struct http_server_options *o,
     struct http_server *s;
     struct sockaddr_in sa;
     unsigned threads = o->threads ? o->threads : 4;
-    int rc = parse_listen(o->listen, &sa, err, errlen);
+    int rc = tsdb_addr_parse(o->listen, "--listen", &sa, err, errlen);
 
     if (rc != TSDB_OK)
         return rc;

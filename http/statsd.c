@@ -22,6 +22,7 @@
 #include <time.h>
 
 #include "http/json.h"
+#include "http/metrics.h"
 #include "http/numfmt.h"
 #include "tsdb/log.h"
 
@@ -422,36 +423,24 @@ void http_statsd_free(struct http_statsd *s)
 
 /* ---- /metrics ---- */
 
-static void family(struct http_buf *b, const char *name, const char *type,
-                   const char *help)
-{
-    http_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-}
-
-static void single(struct http_buf *b, const char *name, const char *type,
-                   const char *help, uint64_t v)
-{
-    family(b, name, type, help);
-    http_buf_printf(b, "%s %" PRIu64 "\n", name, v);
-}
-
 static void render_lines(struct http_statsd *s, struct http_buf *b)
 {
-    family(b, "tsdb_statsd_bodies_total", "counter",
-           "StatsD bodies ingested: HTTP request bodies and UDP datagrams.");
+    http_metrics_family(
+        b, "tsdb_statsd_bodies_total", "counter",
+        "StatsD bodies ingested: HTTP request bodies and UDP datagrams.");
     for (int src = 0; src < HTTP_STATSD_NSOURCES; src++)
         http_buf_printf(
             b, "tsdb_statsd_bodies_total{endpoint=\"%s\"} %" PRIu64 "\n",
             source_names[src], get(&s->bodies[src]));
-    family(b, "tsdb_statsd_lines_accepted_total", "counter",
-           "StatsD lines journalled and aggregated.");
+    http_metrics_family(b, "tsdb_statsd_lines_accepted_total", "counter",
+                        "StatsD lines journalled and aggregated.");
     for (int src = 0; src < HTTP_STATSD_NSOURCES; src++)
         http_buf_printf(b,
                         "tsdb_statsd_lines_accepted_total{endpoint=\"%s\"} "
                         "%" PRIu64 "\n",
                         source_names[src], get(&s->accepted[src]));
-    family(b, "tsdb_statsd_lines_rejected_total", "counter",
-           "StatsD lines refused, by reason.");
+    http_metrics_family(b, "tsdb_statsd_lines_rejected_total", "counter",
+                        "StatsD lines refused, by reason.");
     for (int src = 0; src < HTTP_STATSD_NSOURCES; src++)
         for (int r = 0; r < HTTP_STATSD_NREASONS; r++)
             http_buf_printf(b,
@@ -467,8 +456,9 @@ static void render_durations(struct http_statsd *s, struct http_buf *b)
     char num[HTTP_NUM_MAX];
     uint64_t cum = 0;
 
-    family(b, name, "histogram",
-           "Time of each flush: capture, emission, commit and snapshot.");
+    http_metrics_family(
+        b, name, "histogram",
+        "Time of each flush: capture, emission, commit and snapshot.");
     for (size_t i = 0; i <= NBOUNDS; i++) {
         cum += get(&s->flush_buckets[i]);
         if (i < NBOUNDS)
@@ -485,17 +475,18 @@ static void render_durations(struct http_statsd *s, struct http_buf *b)
 
 static void render_storage(struct sink_counts *c, struct http_buf *b)
 {
-    family(b, "tsdb_statsd_samples_stored_total", "counter",
-           "Flushed samples the storage took: new, or equal to one stored "
-           "(a replayed flush).");
+    http_metrics_family(
+        b, "tsdb_statsd_samples_stored_total", "counter",
+        "Flushed samples the storage took: new, or equal to one stored "
+        "(a replayed flush).");
     http_buf_printf(b,
                     "tsdb_statsd_samples_stored_total{result=\"accepted\"} "
                     "%zu\n"
                     "tsdb_statsd_samples_stored_total{result=\"duplicate\"} "
                     "%zu\n",
                     c->total.accepted, c->total.duplicates);
-    family(b, "tsdb_statsd_samples_rejected_total", "counter",
-           "Flushed samples the storage refused, by reason.");
+    http_metrics_family(b, "tsdb_statsd_samples_rejected_total", "counter",
+                        "Flushed samples the storage refused, by reason.");
     http_buf_printf(b,
                     "tsdb_statsd_samples_rejected_total{reason="
                     "\"out_of_order\"} %zu\n"
@@ -505,10 +496,11 @@ static void render_storage(struct sink_counts *c, struct http_buf *b)
                     "\"out_of_bounds\"} %zu\n",
                     c->total.out_of_order, c->total.conflicts,
                     c->total.out_of_bounds);
-    single(b, "tsdb_statsd_series_refused_total", "counter",
-           "Flushed samples dropped because the storage refused their label "
-           "set (a cardinality limit, an invalid label).",
-           c->series_refused);
+    http_metrics_single(
+        b, "tsdb_statsd_series_refused_total", "counter",
+        "Flushed samples dropped because the storage refused their label "
+        "set (a cardinality limit, an invalid label).",
+        c->series_refused);
 }
 
 int http_statsd_render(struct http_statsd *s, struct http_buf *out)
@@ -521,23 +513,25 @@ int http_statsd_render(struct http_statsd *s, struct http_buf *out)
     c = s->shown;
     pthread_mutex_unlock(&s->lock);
     render_lines(s, out);
-    single(out, "tsdb_statsd_flushes_total", "counter",
-           "Flushes emitted and committed.", st.flushes);
-    single(out, "tsdb_statsd_flush_errors_total", "counter",
-           "Flushes whose emission or commit failed.", st.flush_errors);
+    http_metrics_single(out, "tsdb_statsd_flushes_total", "counter",
+                        "Flushes emitted and committed.", st.flushes);
+    http_metrics_single(out, "tsdb_statsd_flush_errors_total", "counter",
+                        "Flushes whose emission or commit failed.",
+                        st.flush_errors);
     render_durations(s, out);
-    single(out, "tsdb_statsd_samples_emitted_total", "counter",
-           "Samples emitted by flushes, stale markers included.",
-           st.samples_emitted);
+    http_metrics_single(out, "tsdb_statsd_samples_emitted_total", "counter",
+                        "Samples emitted by flushes, stale markers included.",
+                        st.samples_emitted);
     render_storage(&c, out);
-    single(out, "tsdb_statsd_series", "gauge",
-           "Series in the StatsD aggregation.", st.series);
-    single(out, "tsdb_statsd_journal_bytes", "gauge",
-           "Bytes in StatsD journal segments.", st.journal_bytes);
-    single(out, "tsdb_statsd_checkpoints_total", "counter",
-           "Snapshots of the aggregation written.", st.checkpoints);
-    single(out, "tsdb_statsd_stuck", "gauge",
-           "1 after a failed commit: no snapshot until restart.",
-           st.stuck ? 1 : 0);
+    http_metrics_single(out, "tsdb_statsd_series", "gauge",
+                        "Series in the StatsD aggregation.", st.series);
+    http_metrics_single(out, "tsdb_statsd_journal_bytes", "gauge",
+                        "Bytes in StatsD journal segments.", st.journal_bytes);
+    http_metrics_single(out, "tsdb_statsd_checkpoints_total", "counter",
+                        "Snapshots of the aggregation written.",
+                        st.checkpoints);
+    http_metrics_single(out, "tsdb_statsd_stuck", "gauge",
+                        "1 after a failed commit: no snapshot until restart.",
+                        st.stuck ? 1 : 0);
     return out->err;
 }

@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "tsdb/addr.h"
 #include "tsdb/log.h"
 
 /* Datagrams read per wake-up before poll is asked again, so that stop is
@@ -54,37 +55,6 @@ static int64_t now_ms(clockid_t clock)
 
     clock_gettime(clock, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int parse_listen(const char *listen, struct sockaddr_in *sa, char *err,
-                        size_t errlen)
-{
-    const char *colon = strrchr(listen, ':');
-    char host[64];
-    char *end;
-    long port;
-
-    memset(sa, 0, sizeof(*sa));
-    sa->sin_family = AF_INET;
-    if (!colon || (size_t)(colon - listen) >= sizeof(host)) {
-        snprintf(err, errlen, "--statsd-udp '%s' is not HOST:PORT", listen);
-        return TSDB_EINVAL;
-    }
-    memcpy(host, listen, (size_t)(colon - listen));
-    host[colon - listen] = '\0';
-    port = strtol(colon + 1, &end, 10);
-    if (*end || end == colon + 1 || port < 0 || port > 65535) {
-        snprintf(err, errlen, "--statsd-udp '%s': port must be 0 to 65535",
-                 listen);
-        return TSDB_EINVAL;
-    }
-    if (inet_pton(AF_INET, host, &sa->sin_addr) != 1) {
-        snprintf(err, errlen, "--statsd-udp '%s': '%s' is not an IPv4 address",
-                 listen, host);
-        return TSDB_EINVAL;
-    }
-    sa->sin_port = htons((uint16_t)port);
-    return TSDB_OK;
 }
 
 /* A failed recvfrom: counted always, logged at most once a minute. */
@@ -163,7 +133,7 @@ static int bind_socket(struct statsd_udp *u, const char *listen, char *err,
     struct sockaddr_in sa;
     socklen_t len = sizeof(sa);
     int rcvbuf = STATSD_UDP_RCVBUF;
-    int rc = parse_listen(listen, &sa, err, errlen);
+    int rc = tsdb_addr_parse(listen, "--statsd-udp", &sa, err, errlen);
 
     if (rc != TSDB_OK)
         return rc;
