@@ -21,7 +21,7 @@ STATSD_SRC := $(wildcard statsd/*.c)
 HTTP_SRC   := $(wildcard http/*.c)
 LIB_SRC    := $(TSDB_SRC) $(STATSD_SRC) $(HTTP_SRC)
 TEST_SRC := $(wildcard tests/*/test_*.c)
-TOOLS    := tsdbd tsdb-bench tsdb-check tsdb-dump tsdb-compact
+TOOLS    := tsdbd tsdb-bench tsdb-check tsdb-dump tsdb-compact tsdb-load
 
 REL_OBJ  := $(LIB_SRC:%.c=build/obj/%.o)
 SAN_OBJ  := $(LIB_SRC:%.c=build/asan/obj/%.o)
@@ -75,6 +75,13 @@ deps:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
 	        apt-get install -y -qq $$missing >/dev/null || exit 1; \
 	fi
+	@command -v node >/dev/null && command -v npm >/dev/null || { \
+	    echo "deps: installing nodejs npm"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	        apt-get install -y -qq nodejs npm >/dev/null; } || exit 1
+	@[ tests/clients/node_modules/.package-lock.json -nt \
+	    tests/clients/package-lock.json ] || \
+	    npm ci --prefix tests/clients --no-audit --no-fund
 
 test: deps
 	@$(MAKE) --no-print-directory asan
