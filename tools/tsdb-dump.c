@@ -5,11 +5,11 @@
  * name=~re or name!~re; without any, every series.  Read-only.
  */
 #include <inttypes.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "http/numfmt.h"
 #include "tsdb/db.h"
 #include "tsdb/log.h"
 
@@ -107,14 +107,10 @@ int main(int argc, char **argv)
         while ((rc = tsdb_query_next_batch(q, &ts, &vs, &k)) == TSDB_OK &&
                k > 0) {
             for (size_t i = 0; i < k; i++) {
+                char num[HTTP_NUM_MAX];
+                http_fmt_value(num, vs[i]);
                 print_series(ls);
-                if (isnan(vs[i]))
-                    printf(" NaN %" PRId64 "\n", ts[i]);
-                else if (isinf(vs[i]))
-                    printf(" %sInf %" PRId64 "\n", vs[i] > 0 ? "+" : "-",
-                           ts[i]);
-                else
-                    printf(" %.17g %" PRId64 "\n", vs[i], ts[i]);
+                printf(" %s %" PRId64 "\n", num, ts[i]);
             }
         }
         if (rc != TSDB_OK)
