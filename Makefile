@@ -18,8 +18,9 @@ LISTEN  ?= 127.0.0.1:9201
 # tools -> http -> statsd -> tsdb.
 TSDB_SRC   := $(wildcard tsdb/*.c)
 STATSD_SRC := $(wildcard statsd/*.c)
+QUERY_SRC  := $(wildcard query/*.c)
 HTTP_SRC   := $(wildcard http/*.c)
-LIB_SRC    := $(TSDB_SRC) $(STATSD_SRC) $(HTTP_SRC)
+LIB_SRC    := $(TSDB_SRC) $(STATSD_SRC) $(QUERY_SRC) $(HTTP_SRC)
 TEST_SRC := $(wildcard tests/*/test_*.c)
 TOOLS    := tsdbd tsdb-bench tsdb-check tsdb-dump tsdb-compact tsdb-load
 
@@ -64,7 +65,7 @@ asan: $(TEST_BIN) $(SAN_TOOLS)
 # Debian machine.  Listed once here and nowhere else.
 DEB_PKGS := build-essential pkg-config liblmdb-dev lmdb-utils \
             libmicrohttpd-dev libjemalloc-dev libcmocka-dev libpcre2-dev \
-            libxxhash-dev clang-format
+            libxxhash-dev clang-format prometheus
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \
 	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null | \
