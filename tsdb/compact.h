@@ -3,6 +3,13 @@
  * and leaves leaf pages half full where chunks of many series are inserted
  * mid-page (storage-format.md section "Compaction"); a compacting copy
  * writes every page full and drops free pages.
+ *
+ * LIMIT: offline only.  Why: the running server holds the environment
+ * open and LMDB cannot swap its file under live transactions.  Matters for
+ * a server that runs for weeks: its file is about twice the compacted
+ * size.  Behaviour: tsdbd compacts at shutdown; tsdb-compact runs on a
+ * stopped folder.  Fix: pause writers, copy, replay the WAL written during
+ * the copy onto it, reopen the environment on the copy.
  */
 #ifndef TSDB_COMPACT_H
 #define TSDB_COMPACT_H
