@@ -15,7 +15,7 @@ DATA    ?= data
 LISTEN  ?= 127.0.0.1:9201
 
 # One object list per module folder; dependencies point one way:
-# tools -> http -> statsd -> tsdb.
+# tools -> http -> query, statsd -> tsdb.
 TSDB_SRC   := $(wildcard tsdb/*.c)
 STATSD_SRC := $(wildcard statsd/*.c)
 QUERY_SRC  := $(wildcard query/*.c)
