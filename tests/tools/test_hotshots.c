@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "http/expfmt.h"
+#include "server.h"
 #include "testutil.h"
 
 #define TSDBD       "build/asan/tsdbd"
@@ -40,7 +41,6 @@
 #define CLIENT_PKG  "tests/clients/node_modules/hot-shots/package.json"
 #define FLUSH       "200ms"
 #define DEADLINE_MS 20000
-#define REPLY_MAX   (64u << 20)
 /* Every series whose name starts with hs_, URL-encoded. */
 #define EXPORT_PATH "/api/v1/export?match[]=%7B__name__%3D~%22hs_.%2B%22%7D"
 
@@ -251,76 +251,6 @@ static void wants_report(const struct wants *w)
 
 /* ---- the server and an HTTP GET ---- */
 
-static int free_port(int type)
-{
-    struct sockaddr_in sa = {.sin_family = AF_INET};
-    socklen_t len = sizeof(sa);
-    int fd = socket(AF_INET, type, 0), port;
-
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-    port = ntohs(sa.sin_port);
-    close(fd);
-    return port;
-}
-
-struct reply {
-    int status; /* -1: no server */
-    char *text; /* the whole response, NUL-terminated; free() */
-    char *body; /* into text */
-    size_t len; /* body length */
-};
-
-static int get(int port, const char *path, struct reply *r)
-{
-    struct sockaddr_in sa = {.sin_family = AF_INET};
-    size_t got = 0, cap = 1 << 16;
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    char req[512], *end;
-    ssize_t n;
-
-    memset(r, 0, sizeof(*r));
-    r->status = -1;
-    sa.sin_port = htons((uint16_t)port);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-        close(fd);
-        return -1;
-    }
-    n = snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\nHost: x\r\n\r\n", path);
-    assert_int_equal(write(fd, req, (size_t)n), n);
-    r->text = malloc(cap);
-    while ((n = read(fd, r->text + got, cap - 1 - got)) > 0) {
-        got += (size_t)n;
-        if (got + 1 == cap) {
-            assert_true(cap < REPLY_MAX);
-            cap *= 2;
-            r->text = realloc(r->text, cap);
-        }
-    }
-    close(fd);
-    r->text[got] = '\0';
-    r->status = got > 12 ? atoi(r->text + 9) : 0;
-    end = strstr(r->text, "\r\n\r\n");
-    r->body = end ? end + 4 : r->text + got;
-    r->len = (size_t)(r->text + got - r->body);
-    return r->status;
-}
-
-static void reply_free(struct reply *r)
-{
-    free(r->text);
-    memset(r, 0, sizeof(*r));
-}
-
-static void nap_ms(long ms)
-{
-    struct timespec t = {ms / 1000, ms % 1000 * 1000000};
-
-    nanosleep(&t, NULL);
-}
-
 static int64_t now_ms(void)
 {
     struct timespec t;
@@ -329,30 +259,20 @@ static int64_t now_ms(void)
     return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
-static pid_t start(const char *dir, int port, int udp_port)
+/* tsdbd with the UDP reader on udp_port and a short flush interval. */
+static pid_t start_udp(const char *dir, int port, int udp_port)
 {
-    char listen[32], udp[32];
-    pid_t pid;
+    static char udp[32];
+    const char *extra[] = {"--statsd-udp", udp, "--flush-interval", FLUSH,
+                           NULL};
 
-    snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
     snprintf(udp, sizeof(udp), "127.0.0.1:%d", udp_port);
-    pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        /* A failed assertion ends the test without stop(): the server
-         * must not outlive it. */
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        execl(TSDBD, TSDBD, "--data", dir, "--listen", listen, "--statsd-udp",
-              udp, "--flush-interval", FLUSH, "--log-level", "warn",
-              (char *)NULL);
-        _exit(127);
-    }
-    return pid;
+    return start(dir, port, extra);
 }
 
 /* Waits for /-/ready; fails if the server exits first (a refused flag),
  * then with *pid set to 0 since it was reaped. */
-static void wait_ready(pid_t *pid, int port)
+static void wait_ready_or_exit(pid_t *pid, int port)
 {
     struct reply r;
     int status;
@@ -371,16 +291,6 @@ static void wait_ready(pid_t *pid, int port)
         nap_ms(50);
     }
     fail_msg(TSDBD " not ready after 10 s");
-}
-
-static void stop(pid_t pid)
-{
-    int status;
-
-    kill(pid, SIGTERM);
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_true(WIFEXITED(status));
-    assert_int_equal(WEXITSTATUS(status), 0);
 }
 
 /* ---- the test ---- */
@@ -449,7 +359,7 @@ static int teardown(void **state)
 static void test_hotshots_values_stored(void **state)
 {
     struct fixture *f = *state;
-    int port = free_port(SOCK_STREAM), udp_port = free_port(SOCK_DGRAM);
+    int port = free_port(), udp_port = free_udp_port();
     struct wants *w = &f->w;
     struct reply r;
     bool met = false;
@@ -457,8 +367,8 @@ static void test_hotshots_values_stored(void **state)
 
     need_client();
     wants_init(w);
-    f->pid = start(f->dir, port, udp_port);
-    wait_ready(&f->pid, port);
+    f->pid = start_udp(f->dir, port, udp_port);
+    wait_ready_or_exit(&f->pid, port);
     run_client(udp_port);
 
     /* Counters, gauges and histograms are cumulative: a flush after the
