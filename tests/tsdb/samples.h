@@ -116,4 +116,22 @@ static void gen_values(double *vs, uint32_t n, unsigned kind)
         prev = vs[i] = gen_value(kind, i, prev);
 }
 
+/* Fills ts/vs with every special value after every other (room for
+ * 2 * NSPECIALS^2 samples, a second apart), so that each XOR case meets
+ * each; returns the count. */
+static inline uint32_t gen_special_pairs(int64_t *ts, double *vs)
+{
+    uint32_t n = 0;
+
+    for (size_t a = 0; a < NSPECIALS; a++) {
+        for (size_t b = 0; b < NSPECIALS; b++) {
+            ts[n] = (int64_t)n * 1000;
+            vs[n++] = bits_double(specials[a]);
+            ts[n] = (int64_t)n * 1000;
+            vs[n++] = bits_double(specials[b]);
+        }
+    }
+    return n;
+}
+
 #endif

@@ -145,14 +145,7 @@ static void test_gorilla_special_values_exact(void **state)
     (void)state;
 
     /* Every special after every other, so each XOR case meets each. */
-    for (size_t a = 0; a < NSPECIALS; a++) {
-        for (size_t b = 0; b < NSPECIALS; b++) {
-            ts[n] = (int64_t)n * 1000;
-            vs[n++] = bits_double(specials[a]);
-            ts[n] = (int64_t)n * 1000;
-            vs[n++] = bits_double(specials[b]);
-        }
-    }
+    n = gen_special_pairs(ts, vs);
     roundtrip(ts, vs, n);
 }
 
