@@ -1216,21 +1216,32 @@ static int open_postings(const struct tsdb_index *ix, MDB_txn *txn,
     return rc == MDB_SUCCESS ? TSDB_OK : mdb_fail(rc, "postings cursor");
 }
 
+/*
+ * For a few ids, reading their label sets beats walking every postings
+ * key: the names (name NULL) or the values of name among them, sorted.
+ */
+static int emit_from_series(const struct tsdb_index *ix, MDB_txn *txn,
+                            const struct tsdb_ids *ids, const char *name,
+                            tsdb_string_fn fn, void *ctx)
+{
+    struct strset set = {0};
+    int rc = gather_from_series(ix, txn, ids, name, &set);
+
+    if (rc == TSDB_OK)
+        rc = emit_set(&set, fn, ctx);
+    strset_release(&set);
+    return rc;
+}
+
 int tsdb_index_label_names(const struct tsdb_index *ix, MDB_txn *txn,
                            const struct tsdb_ids *ids, tsdb_string_fn fn,
                            void *ctx)
 {
-    struct strset set = {0};
     MDB_cursor *c;
     int rc;
 
-    if (ids != NULL && ids->n <= IDS_READ_MAX) {
-        rc = gather_from_series(ix, txn, ids, NULL, &set);
-        if (rc == TSDB_OK)
-            rc = emit_set(&set, fn, ctx);
-        strset_release(&set);
-        return rc;
-    }
+    if (ids != NULL && ids->n <= IDS_READ_MAX)
+        return emit_from_series(ix, txn, ids, NULL, fn, ctx);
     rc = open_postings(ix, txn, &c);
     if (rc != TSDB_OK)
         return rc;
@@ -1248,20 +1259,14 @@ int tsdb_index_label_values(const struct tsdb_index *ix, MDB_txn *txn,
                             tsdb_string_fn fn, void *ctx)
 {
     struct emit_ctx e = {ids, fn, ctx};
-    struct strset set = {0};
     MDB_cursor *c;
     int rc;
 
     /* The empty name is the all-series key's, not a label's. */
     if (name[0] == '\0')
         return TSDB_OK;
-    if (ids != NULL && ids->n <= IDS_READ_MAX) {
-        rc = gather_from_series(ix, txn, ids, name, &set);
-        if (rc == TSDB_OK)
-            rc = emit_set(&set, fn, ctx);
-        strset_release(&set);
-        return rc;
-    }
+    if (ids != NULL && ids->n <= IDS_READ_MAX)
+        return emit_from_series(ix, txn, ids, name, fn, ctx);
     rc = open_postings(ix, txn, &c);
     if (rc != TSDB_OK)
         return rc;
