@@ -1097,7 +1097,7 @@ static bool check_binary(struct parser *p, struct query_node *n)
 static struct query_node *parse_expr(struct parser *p, int min_prec)
 {
     struct query_node *lhs, *n;
-    enum query_op op;
+    enum query_op op = QUERY_OP_ADD; /* set by binop() before use */
     int prec;
 
     if (!enter(p))
