@@ -66,9 +66,12 @@ bool ev_binop_apply(enum query_op op, double l, double r, double *out)
     }
 }
 
-/* Operators after which a series loses its metric name. */
+/* Operators after which a series loses its metric name: arithmetic
+ * except atan2 (2.42 keeps the name there), and bool comparisons. */
 static bool drops_name(const struct query_node *n)
 {
+    if (n->u.binary.op == QUERY_OP_ATAN2)
+        return false;
     return !is_comparison(n->u.binary.op) || n->u.binary.return_bool;
 }
 

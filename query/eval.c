@@ -178,6 +178,7 @@ bool ev_names_vary(const struct query_node *n)
         case QUERY_OP_LE:
         case QUERY_OP_GT:
         case QUERY_OP_GE:
+        case QUERY_OP_ATAN2: /* keeps the name in 2.42 */
             if (n->u.binary.return_bool)
                 return false;
             return query_node_type(n->u.binary.lhs) == QUERY_TYPE_VECTOR

@@ -14,6 +14,17 @@
  *
  * Threads: any number of evaluations may run at once on one struct tsdb;
  * one evaluation belongs to one thread.
+ *
+ * LIMIT: when a function drops the metric name of series that may differ
+ * only in their name ({__name__=~"a|b"}), Prometheus 2.42 refuses a range
+ * function's result with two such series even when they never share a
+ * step; we refuse only when they share one (where 2.42's instant-vector
+ * functions also refuse).  Matters only to such selectors; the answer
+ * where both succeed is the same.
+ *
+ * LIMIT: native histograms do not exist in storage, so histogram_count,
+ * histogram_sum and histogram_fraction select nothing, as 2.42 does for
+ * float series.
  */
 #ifndef QUERY_EVAL_H
 #define QUERY_EVAL_H
