@@ -48,6 +48,12 @@ enum http_endpoint {
     HTTP_EP_EXPORT,
     HTTP_EP_STATSD,
     HTTP_EP_STATUS,
+    HTTP_EP_QUERY,
+    HTTP_EP_QUERY_RANGE,
+    HTTP_EP_SERIES,
+    HTTP_EP_LABELS,
+    HTTP_EP_LABEL_VALUES,
+    HTTP_EP_API_META, /* metadata, buildinfo and the empty answers */
     HTTP_EP_OTHER,
     HTTP_EP_COUNT
 };

@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <strings.h>
 
 #include "http/json.h"
@@ -122,4 +123,56 @@ int http_req_params(struct http_req *r, struct http_params *ps)
         MHD_get_connection_values_n(r->conn, MHD_GET_ARGUMENT_KIND, add_arg,
                                     &ctx);
     return ctx.rc;
+}
+
+int http_req_time_param(struct http_req *r, const struct http_params *ps,
+                        const char *name, int64_t *ms, bool *answered)
+{
+    const char *v = http_params_get(ps, name);
+
+    if (!v || !*v || http_parse_time(v, ms) == TSDB_OK)
+        return TSDB_OK;
+    *answered = true;
+    return http_reply_error(r, 400, "bad_data",
+                            "invalid parameter \"%s\": cannot parse \"%s\" "
+                            "to a valid timestamp",
+                            name, v);
+}
+
+int http_req_selectors(struct http_req *r, const struct http_params *ps,
+                       bool required, struct http_selector **out, size_t *n,
+                       bool *answered)
+{
+    struct http_selector *sels = calloc(ps->n ? ps->n : 1, sizeof(*sels));
+    char err[512];
+    int rc = sels ? TSDB_OK : TSDB_ENOMEM;
+
+    *n = 0;
+    for (size_t i = 0; i < ps->n && rc == TSDB_OK; i++) {
+        if (strcmp(ps->v[i].name, "match[]") != 0)
+            continue;
+        rc = http_selector_parse(ps->v[i].value, &sels[*n], err, sizeof(err));
+        if (rc == TSDB_OK)
+            (*n)++;
+        else
+            http_selector_release(&sels[*n]);
+    }
+    if (rc == TSDB_OK && *n == 0 && required) {
+        *answered = true;
+        rc = http_reply_error(r, 400, "bad_data",
+                              "no match[] parameter provided");
+    } else if (rc == TSDB_EINVAL || rc == TSDB_ELIMIT) {
+        *answered = true;
+        rc = http_reply_error(r, 400, "bad_data",
+                              "invalid parameter \"match[]\": %s", err);
+    }
+    if (rc == TSDB_OK && !*answered) {
+        *out = sels;
+        return TSDB_OK;
+    }
+    for (size_t i = 0; sels && i < *n; i++)
+        http_selector_release(&sels[i]);
+    free(sels);
+    *n = 0;
+    return rc;
 }

@@ -20,7 +20,9 @@
 #include "http/metrics.h"
 #include "http/params.h"
 #include "http/router.h"
+#include "http/selector.h"
 #include "http/statsd.h"
+#include "query/eval.h"
 #include "tsdb/db.h"
 
 /* What every request may use: shared by all threads, read-only but for
@@ -33,6 +35,7 @@ struct http_env {
     uint64_t max_import_body; /* STREAM routes, bytes; 0: no limit */
     size_t import_batch;      /* samples per import commit */
     uint64_t slow_us;         /* log requests slower than this */
+    struct query_opts query;  /* lookback, timeout, sample limit */
 };
 
 struct http_req {
@@ -43,6 +46,7 @@ struct http_req {
     unsigned method;     /* HTTP_GET ... */
     char method_name[8]; /* for the log, cut */
     char path[128];      /* for the log, cut, unprintable bytes as '?' */
+    char *url;           /* the whole path, as libmicrohttpd decoded it */
     uint64_t start_us;   /* monotonic */
     int64_t arrival_ms;  /* wall clock, for samples without timestamps */
 
@@ -90,5 +94,22 @@ const char *http_req_header(const struct http_req *r, const char *name);
  * TSDB_OK, TSDB_EINVAL (bad form encoding), TSDB_ELIMIT or TSDB_ENOMEM.
  */
 int http_req_params(struct http_req *r, struct http_params *ps);
+
+/*
+ * Reads time parameter name (start, end, time) into *ms if it is given and
+ * not empty.  A bad value is answered with 400 bad_data naming it, and
+ * *answered set.  Returns TSDB_OK or the answer's queueing error.
+ */
+int http_req_time_param(struct http_req *r, const struct http_params *ps,
+                        const char *name, int64_t *ms, bool *answered);
+
+/*
+ * Parses every match[] into *out (count *n; release each with
+ * http_selector_release, then free *out).  A bad selector, or none when
+ * required, is answered with 400 bad_data and *answered set.
+ */
+int http_req_selectors(struct http_req *r, const struct http_params *ps,
+                       bool required, struct http_selector **out, size_t *n,
+                       bool *answered);
 
 #endif

@@ -26,6 +26,25 @@ unsigned http_method_bit(const char *method)
 }
 
 /* The methods a route takes, HEAD added wherever GET is. */
+/* Does path match pattern, where a "*" segment stands for one segment? */
+static bool path_match(const char *pattern, const char *path)
+{
+    while (*pattern && *path) {
+        if (pattern[0] == '*' && (pattern[1] == '/' || pattern[1] == '\0')) {
+            const char *end = strchr(path, '/');
+
+            if (end == path)
+                return false;
+            path = end ? end : path + strlen(path);
+            pattern++;
+            continue;
+        }
+        if (*pattern++ != *path++)
+            return false;
+    }
+    return *pattern == '\0' && *path == '\0';
+}
+
 static unsigned allowed(const struct http_route *r)
 {
     return r->methods | (r->methods & HTTP_GET ? HTTP_HEAD : 0);
@@ -37,7 +56,7 @@ int http_router_find(const struct http_route *t, size_t n, const char *path,
     bool path_known = false;
 
     for (size_t i = 0; i < n; i++) {
-        if (strcmp(t[i].path, path) != 0)
+        if (!path_match(t[i].path, path))
             continue;
         path_known = true;
         if (allowed(&t[i]) & method) {
@@ -63,7 +82,7 @@ void http_router_allow(const struct http_route *t, size_t n, const char *path,
     size_t len = 0;
 
     for (size_t i = 0; i < n; i++)
-        if (strcmp(t[i].path, path) == 0)
+        if (path_match(t[i].path, path))
             bits |= allowed(&t[i]);
     if (cap > 0)
         out[0] = '\0';

@@ -1,6 +1,8 @@
 /*
  * The route table: which handler answers a (path, method) pair.  Paths
- * match exactly (no patterns yet).  A path that no route has is 404; a
+ * match exactly, except that a segment written as a lone '*' in a route's
+ * path matches any one non-empty segment (the label name of the label
+ * values route).  A path that no route has is 404; a
  * path that routes have, with a method none of them takes, is 405 with an
  * Allow header listing the methods they do take.  GET always allows HEAD.
  *

@@ -31,6 +31,7 @@
 #include <strings.h>
 
 #include "http/json.h"
+#include "http/queryroutes.h"
 #include "http/request.h"
 #include "http/selector.h"
 #include "http/statsd.h"
@@ -181,59 +182,6 @@ static ssize_t export_reader(void *cls, uint64_t pos, char *buf, size_t max)
     return n > 0 ? (ssize_t)n : MHD_CONTENT_READER_END_OF_STREAM;
 }
 
-/* Reads start or end into *ms if given; answers 400 if it is bad. */
-static int time_param(struct http_req *r, const struct http_params *ps,
-                      const char *name, int64_t *ms, bool *answered)
-{
-    const char *v = http_params_get(ps, name);
-
-    if (!v || !*v || http_parse_time(v, ms) == TSDB_OK)
-        return TSDB_OK;
-    *answered = true;
-    return http_reply_error(r, 400, "bad_data",
-                            "invalid parameter \"%s\": cannot parse \"%s\" "
-                            "to a valid timestamp",
-                            name, v);
-}
-
-/* Parses every match[] into *out (count *n).  Answers 400 if bad. */
-static int selectors(struct http_req *r, const struct http_params *ps,
-                     struct http_selector **out, size_t *n, bool *answered)
-{
-    struct http_selector *sels = calloc(ps->n ? ps->n : 1, sizeof(*sels));
-    char err[512];
-    int rc = sels ? TSDB_OK : TSDB_ENOMEM;
-
-    *n = 0;
-    for (size_t i = 0; i < ps->n && rc == TSDB_OK; i++) {
-        if (strcmp(ps->v[i].name, "match[]") != 0)
-            continue;
-        rc = http_selector_parse(ps->v[i].value, &sels[*n], err, sizeof(err));
-        if (rc == TSDB_OK)
-            (*n)++;
-        else
-            http_selector_release(&sels[*n]);
-    }
-    if (rc == TSDB_OK && *n == 0) {
-        *answered = true;
-        rc = http_reply_error(r, 400, "bad_data",
-                              "no match[] parameter provided");
-    } else if (rc == TSDB_EINVAL || rc == TSDB_ELIMIT) {
-        *answered = true;
-        rc = http_reply_error(r, 400, "bad_data",
-                              "invalid parameter \"match[]\": %s", err);
-    }
-    if (rc == TSDB_OK && !*answered) {
-        *out = sels;
-        return TSDB_OK;
-    }
-    for (size_t i = 0; sels && i < *n; i++)
-        http_selector_release(&sels[i]);
-    free(sels);
-    *n = 0;
-    return rc;
-}
-
 /* Opens the export or answers why not. */
 static int export_open(struct http_req *r, struct http_selector *sels, size_t n,
                        int64_t mint, int64_t maxt)
@@ -269,9 +217,9 @@ static int export_end(struct http_req *r)
                               tsdb_strerror(rc));
         goto out_params;
     }
-    rc = time_param(r, &ps, "start", &mint, &answered);
+    rc = http_req_time_param(r, &ps, "start", &mint, &answered);
     if (rc == TSDB_OK && !answered)
-        rc = time_param(r, &ps, "end", &maxt, &answered);
+        rc = http_req_time_param(r, &ps, "end", &maxt, &answered);
     if (rc == TSDB_OK && !answered && maxt < mint) {
         answered = true;
         rc = http_reply_error(r, 400, "bad_data",
@@ -279,7 +227,7 @@ static int export_end(struct http_req *r)
                               "must not be before start time");
     }
     if (rc == TSDB_OK && !answered)
-        rc = selectors(r, &ps, &sels, &n, &answered);
+        rc = http_req_selectors(r, &ps, true, &sels, &n, &answered);
     if (rc == TSDB_OK && !answered)
         rc = export_open(r, sels, n, mint, maxt);
 out_params:
@@ -484,6 +432,28 @@ static const struct http_route routes[] = {
      statsd_end},
     {"/api/v1/status/tsdb", HTTP_GET, HTTP_EP_STATUS, HTTP_BODY_NONE, NULL,
      NULL, status_end},
+    {"/api/v1/query", HTTP_GET | HTTP_POST, HTTP_EP_QUERY, HTTP_BODY_BUFFER,
+     NULL, NULL, http_query_end},
+    {"/api/v1/query_range", HTTP_GET | HTTP_POST, HTTP_EP_QUERY_RANGE,
+     HTTP_BODY_BUFFER, NULL, NULL, http_query_range_end},
+    {"/api/v1/series", HTTP_GET | HTTP_POST, HTTP_EP_SERIES, HTTP_BODY_BUFFER,
+     NULL, NULL, http_series_end},
+    {"/api/v1/labels", HTTP_GET | HTTP_POST, HTTP_EP_LABELS, HTTP_BODY_BUFFER,
+     NULL, NULL, http_labels_end},
+    {"/api/v1/label/*/values", HTTP_GET, HTTP_EP_LABEL_VALUES, HTTP_BODY_NONE,
+     NULL, NULL, http_label_values_end},
+    {"/api/v1/metadata", HTTP_GET, HTTP_EP_API_META, HTTP_BODY_NONE, NULL, NULL,
+     http_metadata_end},
+    {"/api/v1/status/buildinfo", HTTP_GET, HTTP_EP_API_META, HTTP_BODY_NONE,
+     NULL, NULL, http_buildinfo_end},
+    {"/api/v1/query_exemplars", HTTP_GET | HTTP_POST, HTTP_EP_API_META,
+     HTTP_BODY_BUFFER, NULL, NULL, http_exemplars_end},
+    {"/api/v1/rules", HTTP_GET, HTTP_EP_API_META, HTTP_BODY_NONE, NULL, NULL,
+     http_rules_end},
+    {"/api/v1/alerts", HTTP_GET, HTTP_EP_API_META, HTTP_BODY_NONE, NULL, NULL,
+     http_alerts_end},
+    {"/api/v1/format_query", HTTP_GET | HTTP_POST, HTTP_EP_API_META,
+     HTTP_BODY_BUFFER, NULL, NULL, http_format_query_end},
 };
 
 const struct http_route *http_routes(size_t *n)

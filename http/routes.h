@@ -11,6 +11,12 @@
  *                                   and handed to statsd_ingest
  *   GET  /api/v1/status/tsdb        cardinality figures (tsdb/status.h)
  *                                   in Prometheus's shape; ?limit=N
+ *   GET, POST /api/v1/query, /api/v1/query_range, /api/v1/series,
+ *             /api/v1/labels, /api/v1/query_exemplars,
+ *             /api/v1/format_query  the Prometheus query API
+ *                                   (queryroutes.h)
+ *   GET  /api/v1/label/NAME/values, /api/v1/metadata,
+ *        /api/v1/status/buildinfo, /api/v1/rules, /api/v1/alerts
  */
 #ifndef HTTP_ROUTES_H
 #define HTTP_ROUTES_H

@@ -48,6 +48,8 @@ void http_server_options_init(struct http_server_options *o)
     o->max_import_body = 0;
     o->import_batch = 50000;
     o->slow_ms = 1000;
+    o->query_timeout_ms = 2 * 60 * 1000;
+    o->query_max_samples = 50000000;
 }
 
 static uint64_t now_us(clockid_t clock)
@@ -211,6 +213,11 @@ static struct http_req *req_new(struct http_server *s, struct MHD_Connection *c,
     r->arrival_ms = (int64_t)(now_us(CLOCK_REALTIME) / 1000u);
     log_safe(r->method_name, sizeof(r->method_name), method);
     log_safe(r->path, sizeof(r->path), url);
+    r->url = strdup(url);
+    if (!r->url) {
+        free(r);
+        return NULL;
+    }
     atomic_fetch_add_explicit(&s->env.metrics.in_flight, 1,
                               memory_order_relaxed);
     return r;
@@ -297,6 +304,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **state,
     http_import_free(r->import);
     http_export_free(r->export);
     http_buf_release(&r->body);
+    free(r->url);
     free(r);
     atomic_fetch_sub_explicit(&s->env.metrics.in_flight, 1,
                               memory_order_relaxed);
@@ -329,6 +337,9 @@ int http_server_start(struct tsdb *db, const struct http_server_options *o,
     s->env.max_import_body = o->max_import_body;
     s->env.import_batch = o->import_batch;
     s->env.slow_us = (uint64_t)o->slow_ms * 1000u;
+    query_opts_init(&s->env.query);
+    s->env.query.timeout_ms = o->query_timeout_ms;
+    s->env.query.max_samples = o->query_max_samples;
     s->routes = http_routes(&s->nroutes);
     s->mhd = MHD_start_daemon(
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL, 0, NULL, NULL,

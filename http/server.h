@@ -45,19 +45,22 @@
 #include "tsdb/db.h"
 
 struct http_server_options {
-    const char *listen;       /* "HOST:PORT", IPv4 literal */
-    unsigned threads;         /* request threads */
-    size_t max_body;          /* collected bodies, bytes */
-    uint64_t max_import_body; /* streamed import bodies, bytes; 0: none */
-    size_t import_batch;      /* samples per import commit */
-    unsigned slow_ms;         /* log requests that take longer */
+    const char *listen;         /* "HOST:PORT", IPv4 literal */
+    unsigned threads;           /* request threads */
+    size_t max_body;            /* collected bodies, bytes */
+    uint64_t max_import_body;   /* streamed import bodies, bytes; 0: none */
+    size_t import_batch;        /* samples per import commit */
+    unsigned slow_ms;           /* log requests that take longer */
+    int64_t query_timeout_ms;   /* a query's time limit; 0: none */
+    uint64_t query_max_samples; /* samples a query may hold at once */
     /* StatsD, borrowed until http_server_stop; NULL: POST /api/v1/statsd
      * answers 503. */
     struct http_statsd *statsd;
 };
 
 /* Defaults: 127.0.0.1:9201, 4 threads, max_body 64 MiB, no import body
- * limit, import_batch 50000, slow_ms 1000, no StatsD. */
+ * limit, import_batch 50000, slow_ms 1000, no StatsD, queries limited to
+ * 2 minutes and 50,000,000 samples (Prometheus's defaults). */
 void http_server_options_init(struct http_server_options *o);
 
 struct http_server;

@@ -13,6 +13,7 @@
 
 #include "query/eval_internal.h"
 #include "query/funcs.h"
+#include "query/strconv.h"
 #include "tsdb/error.h"
 
 static bool in_list(const struct query_labels *l, const char *name)
@@ -42,7 +43,7 @@ static int group_labels(struct qctx *c, const struct query_node *n,
                              : listed)
             v[k++] = ls->v[i];
     }
-    rc = labels_copy(v, k, out);
+    rc = tsdb_labels_copy(v, k, out);
     free(v);
     return rc == TSDB_OK ? TSDB_OK : ev_nomem(c);
 }
@@ -281,8 +282,13 @@ static void groups_release(struct qctx *c, struct groups *gr)
     free(gr->members);
 }
 
-/* topk keeps the k largest in a heap whose top is the smallest kept;
- * bottomk the reverse.  NaN ranks below every number in both. */
+/*
+ * topk keeps the k largest in a heap whose top is the smallest kept;
+ * bottomk the reverse.  Which of several equal values stay, and what
+ * happens to NaN, follow Prometheus 2.42's container/heap use exactly: a
+ * NaN sorts below everything (even another NaN), a NaN on top is always
+ * replaced, and a replacement pops the top and pushes the newcomer.
+ */
 struct heap {
     const struct qset *in;
     size_t k; /* the step */
@@ -300,7 +306,7 @@ static bool heap_less(const struct heap *h, size_t i, size_t j)
 {
     double a = hv(h, i), b = hv(h, j);
 
-    if (isnan(a) && !isnan(b))
+    if (isnan(a))
         return true;
     return h->bottom ? a > b : a < b;
 }
@@ -325,23 +331,20 @@ static void heap_up(struct heap *h, size_t j)
     }
 }
 
-static bool heap_down(struct heap *h, size_t i0)
+static void heap_down(struct heap *h, size_t i, size_t n)
 {
-    size_t i = i0;
-
     for (;;) {
         size_t j = 2 * i + 1;
 
-        if (j >= h->n)
+        if (j >= n)
             break;
-        if (j + 1 < h->n && heap_less(h, j + 1, j))
+        if (j + 1 < n && heap_less(h, j + 1, j))
             j++;
         if (!heap_less(h, j, i))
             break;
         heap_swap(h, i, j);
         i = j;
     }
-    return i > i0;
 }
 
 /* Offers series idx to the heap of at most k entries. */
@@ -349,18 +352,21 @@ static void heap_offer(struct heap *h, size_t idx, size_t k)
 {
     double v = h->in->v[idx]->v[h->k], top;
 
-    if (h->n < k) {
-        h->h[h->n++] = idx;
-        heap_up(h, h->n - 1);
-        return;
+    if (h->n > 0 && h->n >= k) {
+        top = hv(h, 0);
+        if (!(isnan(top) || (h->bottom ? top > v : top < v)))
+            return;
+        if (k == 1) {
+            h->h[0] = idx;
+            return;
+        }
+        /* Pop: the last entry to the top, sifted down, then dropped. */
+        heap_swap(h, 0, h->n - 1);
+        heap_down(h, 0, h->n - 1);
+        h->n--;
     }
-    top = hv(h, 0);
-    if (h->bottom ? (top > v || (isnan(top) && !isnan(v)))
-                  : (top < v || (isnan(top) && !isnan(v)))) {
-        h->h[0] = idx;
-        if (k > 1 && !heap_down(h, 0))
-            heap_up(h, 0);
-    }
+    h->h[h->n++] = idx;
+    heap_up(h, h->n - 1);
 }
 
 /* Order of an instant topk's output: by group, then best first. */
@@ -507,57 +513,6 @@ static int aggregate_quantile(struct qctx *c, const struct query_node *n,
     return rc;
 }
 
-/*
- * strconv.FormatFloat(v, 'f', -1, 64): the shortest digits that read back
- * to v, written without an exponent.
- */
-static void format_plain(double v, char *out, size_t cap)
-{
-    char e[40], digits[24];
-    int prec, exp10, nd = 0;
-    const char *p;
-    size_t len = 0;
-
-    if (isnan(v)) {
-        snprintf(out, cap, "NaN");
-        return;
-    }
-    if (isinf(v)) {
-        snprintf(out, cap, v > 0 ? "+Inf" : "-Inf");
-        return;
-    }
-    for (prec = 1; prec <= 17; prec++) {
-        snprintf(e, sizeof(e), "%.*e", prec - 1, v);
-        if (strtod(e, NULL) == v)
-            break;
-    }
-    p = e;
-    if (*p == '-')
-        out[len++] = *p++;
-    for (; *p != 'e'; p++)
-        if (*p >= '0' && *p <= '9')
-            digits[nd++] = *p;
-    exp10 = atoi(p + 1);
-    while (nd > 1 && digits[nd - 1] == '0')
-        nd--;
-    if (exp10 < 0) {
-        len += (size_t)snprintf(out + len, cap - len, "0.");
-        for (int i = 0; i < -exp10 - 1 && len + 1 < cap; i++)
-            out[len++] = '0';
-        for (int i = 0; i < nd && len + 1 < cap; i++)
-            out[len++] = digits[i];
-    } else {
-        for (int i = 0; i <= exp10 && len + 1 < cap; i++)
-            out[len++] = i < nd ? digits[i] : '0';
-        if (nd > exp10 + 1 && len + 1 < cap) {
-            out[len++] = '.';
-            for (int i = exp10 + 1; i < nd && len + 1 < cap; i++)
-                out[len++] = digits[i];
-        }
-    }
-    out[len] = '\0';
-}
-
 struct countvals {
     struct qctx *c;
     const struct query_node *n;
@@ -572,7 +527,7 @@ static int count_values_series(void *ctx, struct qser *s)
     int rc = v ? TSDB_OK : ev_nomem(x->c);
 
     for (size_t k = 0; rc == TSDB_OK && k < s->n; k++) {
-        char text[400];
+        char text[QUERY_FLOAT_MAX];
         struct tsdb_labels with, key;
         struct qser *grp;
         size_t nl = 0;
@@ -580,7 +535,7 @@ static int count_values_series(void *ctx, struct qser *s)
 
         if (!s->has[k])
             continue;
-        format_plain(s->v[k], text, sizeof(text));
+        query_format_float(text, s->v[k], QUERY_FLOAT_PLAIN);
         for (size_t i = 0; i < s->ls.n; i++) {
             int d = strcmp(s->ls.v[i].name, x->label);
 
@@ -593,7 +548,7 @@ static int count_values_series(void *ctx, struct qser *s)
         }
         if (!placed)
             v[nl++] = (struct tsdb_label){x->label, text};
-        if (labels_copy(v, nl, &with) != TSDB_OK) {
+        if (tsdb_labels_copy(v, nl, &with) != TSDB_OK) {
             rc = ev_nomem(x->c);
             break;
         }
@@ -649,6 +604,12 @@ static int aggregate_count_values(struct qctx *c, const struct query_node *n,
     return rc;
 }
 
+static int cmp_series_labels(const void *a, const void *b)
+{
+    return tsdb_labels_cmp(&(*(struct qser *const *)a)->ls,
+                           &(*(struct qser *const *)b)->ls);
+}
+
 int ev_aggregate(struct qctx *c, const struct query_node *n,
                  const struct qgrid *g, qemit_fn emit, void *ectx)
 {
@@ -674,6 +635,10 @@ int ev_aggregate(struct qctx *c, const struct query_node *n,
     rc = param ? ev_scalar(c, n->u.agg.param, g, param) : ev_nomem(c);
     if (rc == TSDB_OK)
         rc = ev_collect(c, n->u.agg.expr, g, &in);
+    /* Prometheus offers series to topk in label order: equal values then
+     * resolve the same way. */
+    if (rc == TSDB_OK && op != QUERY_AGG_QUANTILE)
+        qsort(in.v, in.n, sizeof(*in.v), cmp_series_labels);
     if (rc == TSDB_OK)
         rc = group_inputs(c, n, &in, g->n, &gr);
     if (rc == TSDB_OK && op == QUERY_AGG_QUANTILE)

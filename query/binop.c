@@ -421,7 +421,7 @@ static int result_labels(struct qctx *c, const struct query_node *n,
             v[j] = v[j - 1];
             v[j - 1] = t;
         }
-    rc = labels_copy(v, k, out);
+    rc = tsdb_labels_copy(v, k, out);
     free(v);
     return rc == TSDB_OK ? TSDB_OK : ev_nomem(c);
 }

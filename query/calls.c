@@ -7,6 +7,7 @@
  */
 #define PCRE2_CODE_UNIT_WIDTH 8
 
+#include <float.h>
 #include <math.h>
 #include <pcre2.h>
 #include <stdio.h>
@@ -141,6 +142,25 @@ static double date_field(enum elem_fn fn, double v)
     }
 }
 
+/*
+ * Natural log as Prometheus computes it on x86-64.  Go's assembly log
+ * reads the exponent bits without normalising a subnormal first, so for
+ * 0 < x < 2^-1022 it answers log(1 + mantissa / 2^52) - 1023 ln 2 (about
+ * -709.09) instead of the true value (down to -744.4).  Reproduced so
+ * that answers match; every other input goes to the C library.
+ */
+static double go_log(double x)
+{
+    if (x > 0 && x < DBL_MIN) {
+        uint64_t bits;
+
+        memcpy(&bits, &x, sizeof(bits));
+        bits &= (1ULL << 52) - 1;
+        return log1p((double)bits / 4503599627370496.0) - 1023 * M_LN2;
+    }
+    return log(x);
+}
+
 static double sgn(double v)
 {
     if (v < 0)
@@ -171,13 +191,13 @@ static bool elem_apply(enum elem_fn fn, double x, double a, double b,
         *out = sqrt(x);
         break;
     case EL_LN:
-        *out = log(x);
+        *out = go_log(x);
         break;
     case EL_LOG2:
         *out = log2(x);
         break;
     case EL_LOG10:
-        *out = log10(x);
+        *out = go_log(x) * (1 / M_LN10);
         break;
     case EL_SGN:
         *out = sgn(x);
@@ -617,7 +637,7 @@ static int without_le(struct qctx *c, const struct qser *s, bool keep_name,
             continue;
         v[n++] = s->ls.v[i];
     }
-    rc = labels_copy(v, n, out);
+    rc = tsdb_labels_copy(v, n, out);
     free(v);
     return rc == TSDB_OK ? TSDB_OK : ev_nomem(c);
 }
@@ -729,7 +749,8 @@ int ev_absent_labels(struct qctx *c, const struct query_node *arg,
     if (sel->kind == QUERY_NODE_MATRIX)
         sel = sel->u.matrix.sel;
     if (sel->kind != QUERY_NODE_SELECTOR)
-        return labels_copy(NULL, 0, out) == TSDB_OK ? TSDB_OK : ev_nomem(c);
+        return tsdb_labels_copy(NULL, 0, out) == TSDB_OK ? TSDB_OK
+                                                         : ev_nomem(c);
     nm = sel->u.sel.nmatchers;
     v = malloc((nm + 1) * sizeof(*v));
     if (v == NULL)
@@ -755,7 +776,7 @@ int ev_absent_labels(struct qctx *c, const struct query_node *arg,
             v[j] = v[j - 1];
             v[j - 1] = t;
         }
-    rc = labels_copy(v, n, out);
+    rc = tsdb_labels_copy(v, n, out);
     free(v);
     return rc == TSDB_OK ? TSDB_OK : ev_nomem(c);
 }

@@ -400,7 +400,7 @@ static int cmp_series(const void *a, const void *b)
 {
     const struct query_series *x = a, *y = b;
 
-    return labels_cmp(&x->labels, &y->labels);
+    return tsdb_labels_cmp(&x->labels, &y->labels);
 }
 
 /* Moves the present steps of s into r's next series; frees s. */

@@ -72,11 +72,6 @@ int qser_set_labels(struct qctx *c, struct qser *s, const struct tsdb_label *v,
 int qser_drop_name(struct qctx *c, struct qser *s);
 bool qser_empty(const struct qser *s);
 
-/* Copies v[0..n) into one allocation owned by out. */
-int labels_copy(const struct tsdb_label *v, size_t n, struct tsdb_labels *out);
-/* Prometheus's order of label sets: pair by pair, name then value, then
- * the shorter set first. */
-int labels_cmp(const struct tsdb_labels *a, const struct tsdb_labels *b);
 bool labels_equal(const struct tsdb_labels *a, const struct tsdb_labels *b);
 uint64_t labels_hash(const struct tsdb_labels *ls);
 /* Formats as Prometheus prints a label set in errors: {a="b", c="d"}. */

@@ -418,7 +418,7 @@ static int raw_series(void *ctx, const struct tsdb_labels *ls, const int64_t *t,
     o->t = malloc((hi - lo) * sizeof(*o->t));
     o->v = malloc((hi - lo) * sizeof(*o->v));
     if (o->t == NULL || o->v == NULL ||
-        labels_copy(ls->v, ls->n, &o->labels) != TSDB_OK) {
+        tsdb_labels_copy(ls->v, ls->n, &o->labels) != TSDB_OK) {
         free(o->t);
         free(o->v);
         return ev_nomem(x->c);
@@ -434,7 +434,7 @@ static int cmp_result_series(const void *a, const void *b)
 {
     const struct query_series *x = a, *y = b;
 
-    return labels_cmp(&x->labels, &y->labels);
+    return tsdb_labels_cmp(&x->labels, &y->labels);
 }
 
 int ev_raw_matrix(struct qctx *c, const struct query_node *n, int64_t t,

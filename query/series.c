@@ -10,56 +10,9 @@
 #include "query/eval_internal.h"
 #include "tsdb/error.h"
 
-int labels_copy(const struct tsdb_label *v, size_t n, struct tsdb_labels *out)
-{
-    size_t bytes = 1;
-    char *dst;
-
-    for (size_t i = 0; i < n; i++)
-        bytes += strlen(v[i].name) + strlen(v[i].value) + 2;
-    /* One block, as tsdb_labels_decode lays it out, so that
-     * tsdb_labels_release frees it. */
-    out->v = malloc(n * sizeof(*out->v) + bytes);
-    if (out->v == NULL) {
-        out->n = 0;
-        out->strings = NULL;
-        return TSDB_ENOMEM;
-    }
-    out->n = n;
-    out->strings = (char *)(out->v + n);
-    dst = out->strings;
-    for (size_t i = 0; i < n; i++) {
-        size_t nl = strlen(v[i].name), vl = strlen(v[i].value);
-
-        memcpy(dst, v[i].name, nl + 1);
-        out->v[i].name = dst;
-        dst += nl + 1;
-        memcpy(dst, v[i].value, vl + 1);
-        out->v[i].value = dst;
-        dst += vl + 1;
-    }
-    return TSDB_OK;
-}
-
-int labels_cmp(const struct tsdb_labels *a, const struct tsdb_labels *b)
-{
-    size_t n = a->n < b->n ? a->n : b->n;
-
-    for (size_t i = 0; i < n; i++) {
-        int d = strcmp(a->v[i].name, b->v[i].name);
-
-        if (d != 0)
-            return d;
-        d = strcmp(a->v[i].value, b->v[i].value);
-        if (d != 0)
-            return d;
-    }
-    return (a->n > b->n) - (a->n < b->n);
-}
-
 bool labels_equal(const struct tsdb_labels *a, const struct tsdb_labels *b)
 {
-    return a->n == b->n && labels_cmp(a, b) == 0;
+    return a->n == b->n && tsdb_labels_cmp(a, b) == 0;
 }
 
 uint64_t labels_hash(const struct tsdb_labels *ls)
@@ -118,7 +71,7 @@ struct qser *qser_new(struct qctx *c, const struct tsdb_label *v, size_t nl,
 
     if (s == NULL)
         return NULL;
-    if (labels_copy(v, nl, &s->ls) != TSDB_OK) {
+    if (tsdb_labels_copy(v, nl, &s->ls) != TSDB_OK) {
         qser_free(c, s);
         ev_nomem(c);
         return NULL;
@@ -153,7 +106,7 @@ int qser_set_labels(struct qctx *c, struct qser *s, const struct tsdb_label *v,
 {
     struct tsdb_labels ls;
 
-    if (labels_copy(v, nl, &ls) != TSDB_OK)
+    if (tsdb_labels_copy(v, nl, &ls) != TSDB_OK)
         return ev_nomem(c);
     tsdb_labels_release(&s->ls);
     s->ls = ls;

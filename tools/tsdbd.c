@@ -60,6 +60,12 @@ static void usage(FILE *f)
         "                      durable, the answer comes after the last\n"
         "  --slow-request DUR  log requests and StatsD flushes that take\n"
         "                      longer (default 1s)\n"
+        "  --query-timeout DUR a PromQL query that runs longer is stopped\n"
+        "                      with 503 timeout; 0 never (default 2m); the\n"
+        "                      timeout parameter of a request may lower it\n"
+        "  --query-max-samples N\n"
+        "                      samples a query may hold at once; past it the\n"
+        "                      query gets 422 (default 50000000)\n"
         "  --flush-interval DUR\n"
         "                      StatsD flush interval, 100ms to 1h (default\n"
         "                      10s); flushes are stamped with the time\n"
@@ -270,6 +276,8 @@ static int parse_flags(int argc, char **argv, struct config *c)
         {"max-import-body", required_argument, NULL, 'i'},
         {"import-batch", required_argument, NULL, 'n'},
         {"slow-request", required_argument, NULL, 'q'},
+        {"query-timeout", required_argument, NULL, 'T'},
+        {"query-max-samples", required_argument, NULL, 'S'},
         {"flush-interval", required_argument, NULL, 'f'},
         {"statsd-idle-ttl", required_argument, NULL, 'e'},
         {"statsd-buckets", required_argument, NULL, 'k'},
@@ -334,6 +342,14 @@ static int parse_flags(int argc, char **argv, struct config *c)
             ho->slow_ms = (unsigned)ms;
             c->flush.slow_ms = (unsigned)ms;
             break;
+        case 'T':
+            if (!parse_duration(optarg, &ho->query_timeout_ms))
+                return bad_flag("--query-timeout", optarg, "a duration");
+            break;
+        case 'S':
+            if (!parse_count(optarg, 1, UINT64_MAX, &ho->query_max_samples))
+                return bad_flag("--query-max-samples", optarg, "a count >= 1");
+            break;
         case 't':
             if (!parse_count(optarg, 1, 1024, &size))
                 return bad_flag("--threads", optarg, "a count from 1 to 1024");
@@ -373,12 +389,14 @@ static void log_settings(const struct config *c)
     log_info("starting: data '%s', listen %s, retention %" PRId64
              " ms, wal-sync %d ms, max-series %zu, map-size %zu, "
              "compact at shutdown %s, max-body %zu, max-import-body %" PRIu64
-             ", import-batch %zu, limits-file %s",
+             ", import-batch %zu, limits-file %s, query-timeout %" PRId64
+             " ms, query-max-samples %" PRIu64,
              c->db.dir, c->http.listen, c->db.retention_ms, c->db.wal_sync_ms,
              c->db.max_series, c->db.map_size,
              c->db.compact_on_close ? "on" : "off", c->http.max_body,
              c->http.max_import_body, c->http.import_batch,
-             c->limits_file ? c->limits_file : "none");
+             c->limits_file ? c->limits_file : "none", c->http.query_timeout_ms,
+             c->http.query_max_samples);
     for (size_t i = 0; a->buckets && i < a->nbuckets; i++)
         len += (size_t)snprintf(buckets + len, sizeof(buckets) - len, "%s%g",
                                 i ? "," : "", a->buckets[i]);

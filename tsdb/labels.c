@@ -593,3 +593,51 @@ void tsdb_labels_format(const struct tsdb_label *v, size_t n, char *out,
     }
     tb_finish(&tb);
 }
+
+int tsdb_labels_cmp(const struct tsdb_labels *a, const struct tsdb_labels *b)
+{
+    size_t n = a->n < b->n ? a->n : b->n;
+
+    for (size_t i = 0; i < n; i++) {
+        int d = strcmp(a->v[i].name, b->v[i].name);
+
+        if (d != 0)
+            return d;
+        d = strcmp(a->v[i].value, b->v[i].value);
+        if (d != 0)
+            return d;
+    }
+    return (a->n > b->n) - (a->n < b->n);
+}
+
+int tsdb_labels_copy(const struct tsdb_label *v, size_t n,
+                     struct tsdb_labels *out)
+{
+    size_t bytes = 1;
+    char *dst;
+
+    for (size_t i = 0; i < n; i++)
+        bytes += strlen(v[i].name) + strlen(v[i].value) + 2;
+    /* One block, as tsdb_labels_decode lays it out, so that
+     * tsdb_labels_release frees it. */
+    out->v = malloc(n * sizeof(*out->v) + bytes);
+    if (out->v == NULL) {
+        out->n = 0;
+        out->strings = NULL;
+        return TSDB_ENOMEM;
+    }
+    out->n = n;
+    out->strings = (char *)(out->v + n);
+    dst = out->strings;
+    for (size_t i = 0; i < n; i++) {
+        size_t nl = strlen(v[i].name), vl = strlen(v[i].value);
+
+        memcpy(dst, v[i].name, nl + 1);
+        out->v[i].name = dst;
+        dst += nl + 1;
+        memcpy(dst, v[i].value, vl + 1);
+        out->v[i].value = dst;
+        dst += vl + 1;
+    }
+    return TSDB_OK;
+}

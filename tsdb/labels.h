@@ -76,6 +76,15 @@ void tsdb_labels_release(struct tsdb_labels *ls);
 /* The series hash: XXH3-64 (seed 0) of the canonical encoding. */
 uint64_t tsdb_labels_hash(const uint8_t *enc, size_t len);
 
+/* Copies v[0..n) (need not be normalized) into out, one allocation that
+ * tsdb_labels_release frees.  TSDB_OK or TSDB_ENOMEM. */
+int tsdb_labels_copy(const struct tsdb_label *v, size_t n,
+                     struct tsdb_labels *out);
+
+/* Prometheus's order of label sets, which API answers are sorted by: pair
+ * by pair, name then value (bytewise), then the shorter set first. */
+int tsdb_labels_cmp(const struct tsdb_labels *a, const struct tsdb_labels *b);
+
 /* The value of label name in ls, or NULL. */
 const char *tsdb_labels_get(const struct tsdb_labels *ls, const char *name);
 

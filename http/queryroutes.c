@@ -1,0 +1,599 @@
+/*
+ * The Prometheus query API's handlers (see queryroutes.h): parameters in,
+ * query/eval.h or the index in between, Prometheus's JSON out.
+ */
+#include "http/queryroutes.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http/json.h"
+#include "http/queryapi.h"
+#include "http/request.h"
+#include "query/ast.h"
+#include "query/parse.h"
+#include "tsdb/labels.h"
+
+#define APPLICATION_JSON "application/json"
+
+/* Label names and values answers, and the series answer: at most this
+ * many bytes (a million series of a few labels each). */
+#define METADATA_ANSWER_MAX (256u << 20)
+
+/* Reads the request's parameters; a bad form body is answered. */
+static int read_params(struct http_req *r, struct http_params *ps,
+                       bool *answered)
+{
+    int rc = http_req_params(r, ps);
+
+    if (rc == TSDB_OK)
+        return TSDB_OK;
+    *answered = true;
+    return http_reply_error(r, 400, "bad_data",
+                            "cannot read the parameters: %s",
+                            tsdb_strerror(rc));
+}
+
+/* Queues a built answer, or the error that stopped building it. */
+static int reply_built(struct http_req *r, struct http_buf *b, size_t max)
+{
+    if (b->err == TSDB_EFULL)
+        return http_reply_error(r, 422, "execution",
+                                "the answer exceeds %zu MiB; ask for fewer "
+                                "series, a shorter range or a coarser step",
+                                max >> 20);
+    if (b->err != TSDB_OK)
+        return http_reply_error(r, 500, "internal", "building the answer: %s",
+                                tsdb_strerror(b->err));
+    return http_reply_json(r, 200, b);
+}
+
+/* The query's options: the server's, with a lower timeout if asked. */
+static int query_options(struct http_req *r, const struct http_params *ps,
+                         struct query_opts *o, bool *answered)
+{
+    const char *v = http_params_get(ps, "timeout");
+    int64_t ms;
+
+    *o = r->env->query;
+    if (v == NULL || *v == '\0')
+        return TSDB_OK;
+    if (http_parse_duration(v, &ms) != TSDB_OK || ms < 0) {
+        *answered = true;
+        return http_reply_error(r, 400, "bad_data",
+                                "invalid parameter \"timeout\": cannot parse "
+                                "\"%s\" to a valid duration",
+                                v);
+    }
+    if (ms > 0 && (o->timeout_ms == 0 || ms < o->timeout_ms))
+        o->timeout_ms = ms;
+    return TSDB_OK;
+}
+
+/* Notes the query for the request log line (slow or refused queries). */
+static void note_query(struct http_req *r, const char *q,
+                       const struct query_result *res)
+{
+    snprintf(r->note, sizeof(r->note),
+             "query \"%.300s\"%s, %" PRIu64 " samples read", q,
+             strlen(q) > 300 ? "..." : "", res ? res->samples : 0);
+}
+
+static int eval_error(struct http_req *r, const struct query_err *err,
+                      bool prefix_parse)
+{
+    const char *type;
+    unsigned status = http_query_err_status(err, &type);
+
+    r->rejected = true;
+    if (err->parse && prefix_parse)
+        return http_reply_error(r, status, type,
+                                "invalid parameter \"query\": %s", err->msg);
+    return http_reply_error(r, status, type, "%s", err->msg);
+}
+
+static int reply_result(struct http_req *r, const struct query_result *res)
+{
+    struct http_buf b;
+    int rc;
+
+    http_buf_init(&b, HTTP_QUERY_ANSWER_MAX);
+    http_buf_puts(&b, "{\"status\":\"success\",\"data\":");
+    http_query_result_json(&b, res);
+    http_buf_puts(&b, "}\n");
+    rc = reply_built(r, &b, HTTP_QUERY_ANSWER_MAX);
+    http_buf_release(&b);
+    return rc;
+}
+
+int http_query_end(struct http_req *r)
+{
+    struct http_params ps;
+    struct query_opts o;
+    struct query_result res;
+    struct query_err err;
+    const char *q, *tv;
+    int64_t t = r->arrival_ms;
+    bool answered = false;
+    int rc;
+
+    http_params_init(&ps);
+    rc = read_params(r, &ps, &answered);
+    if (rc != TSDB_OK || answered)
+        goto out;
+    q = http_params_get(&ps, "query");
+    q = q ? q : "";
+    tv = http_params_get(&ps, "time");
+    if (tv && *tv && http_parse_time(tv, &t) != TSDB_OK) {
+        rc = http_reply_error(r, 400, "bad_data",
+                              "invalid parameter \"time\": Invalid time value "
+                              "for 'time': cannot parse \"%s\" to a valid "
+                              "timestamp",
+                              tv);
+        goto out;
+    }
+    rc = query_options(r, &ps, &o, &answered);
+    if (rc != TSDB_OK || answered)
+        goto out;
+    rc = query_eval_instant(r->env->db, &o, q, strlen(q), t, &res, &err);
+    note_query(r, q, rc == TSDB_OK ? &res : NULL);
+    if (rc != TSDB_OK) {
+        rc = eval_error(r, &err, true);
+        goto out;
+    }
+    rc = reply_result(r, &res);
+    query_result_release(&res);
+out:
+    http_params_release(&ps);
+    return rc;
+}
+
+/* Reads a required time parameter, answering as Prometheus does. */
+static bool required_time(struct http_req *r, const struct http_params *ps,
+                          const char *name, int64_t *ms, int *rc)
+{
+    const char *v = http_params_get(ps, name);
+
+    if (v != NULL && http_parse_time(v, ms) == TSDB_OK)
+        return true;
+    *rc = http_reply_error(r, 400, "bad_data",
+                           "invalid parameter \"%s\": cannot parse \"%s\" to "
+                           "a valid timestamp",
+                           name, v ? v : "");
+    return false;
+}
+
+/* Reads start, end and step of a range query; false once answered. */
+static bool range_params(struct http_req *r, const struct http_params *ps,
+                         int64_t *start, int64_t *end, int64_t *step, int *rc)
+{
+    const char *v;
+
+    if (!required_time(r, ps, "start", start, rc) ||
+        !required_time(r, ps, "end", end, rc))
+        return false;
+    if (*end < *start) {
+        *rc = http_reply_error(r, 400, "bad_data",
+                               "invalid parameter \"end\": end timestamp must "
+                               "not be before start time");
+        return false;
+    }
+    v = http_params_get(ps, "step");
+    if (v == NULL || http_parse_duration(v, step) != TSDB_OK) {
+        *rc = http_reply_error(r, 400, "bad_data",
+                               "invalid parameter \"step\": cannot parse "
+                               "\"%s\" to a valid duration",
+                               v ? v : "");
+        return false;
+    }
+    if (*step <= 0) {
+        *rc = http_reply_error(r, 400, "bad_data",
+                               "invalid parameter \"step\": zero or negative "
+                               "query resolution step widths are not "
+                               "accepted. Try a positive integer");
+        return false;
+    }
+    if ((*end - *start) / *step > HTTP_QUERY_MAX_POINTS) {
+        *rc = http_reply_error(r, 400, "bad_data",
+                               "exceeded maximum resolution of 11,000 points "
+                               "per timeseries. Try decreasing the query "
+                               "resolution (?step=XX)");
+        return false;
+    }
+    return true;
+}
+
+int http_query_range_end(struct http_req *r)
+{
+    struct http_params ps;
+    struct query_opts o;
+    struct query_result res;
+    struct query_err err;
+    const char *q;
+    int64_t start, end, step;
+    bool answered = false;
+    int rc;
+
+    http_params_init(&ps);
+    rc = read_params(r, &ps, &answered);
+    if (rc != TSDB_OK || answered)
+        goto out;
+    if (!range_params(r, &ps, &start, &end, &step, &rc))
+        goto out;
+    rc = query_options(r, &ps, &o, &answered);
+    if (rc != TSDB_OK || answered)
+        goto out;
+    q = http_params_get(&ps, "query");
+    q = q ? q : "";
+    rc = query_eval_range(r->env->db, &o, q, strlen(q), start, end, step, &res,
+                          &err);
+    note_query(r, q, rc == TSDB_OK ? &res : NULL);
+    if (rc != TSDB_OK) {
+        rc = eval_error(r, &err, false);
+        goto out;
+    }
+    rc = reply_result(r, &res);
+    query_result_release(&res);
+out:
+    http_params_release(&ps);
+    return rc;
+}
+
+/* ---- series, label names, label values ---- */
+
+/* start and end of a metadata request; both optional. */
+static bool optional_range(struct http_req *r, const struct http_params *ps,
+                           int64_t *mint, int64_t *maxt, int *rc)
+{
+    bool answered = false;
+
+    *mint = INT64_MIN;
+    *maxt = INT64_MAX;
+    *rc = http_req_time_param(r, ps, "start", mint, &answered);
+    if (*rc == TSDB_OK && !answered)
+        *rc = http_req_time_param(r, ps, "end", maxt, &answered);
+    return *rc == TSDB_OK && !answered;
+}
+
+static void release_selectors(struct http_selector *sels, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        http_selector_release(&sels[i]);
+    free(sels);
+}
+
+/* A growing list of label sets, sorted and made unique at the end. */
+struct labelsets {
+    struct tsdb_labels *v;
+    size_t n, cap;
+};
+
+static int labelsets_add(struct labelsets *l, const struct tsdb_labels *ls)
+{
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 64;
+        struct tsdb_labels *v = realloc(l->v, cap * sizeof(*v));
+
+        if (v == NULL)
+            return TSDB_ENOMEM;
+        l->v = v;
+        l->cap = cap;
+    }
+    if (tsdb_labels_copy(ls->v, ls->n, &l->v[l->n]) != TSDB_OK)
+        return TSDB_ENOMEM;
+    l->n++;
+    return TSDB_OK;
+}
+
+static int cmp_labelsets(const void *a, const void *b)
+{
+    return tsdb_labels_cmp(a, b);
+}
+
+static void labelsets_release(struct labelsets *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        tsdb_labels_release(&l->v[i]);
+    free(l->v);
+}
+
+static int collect_series(struct tsdb *db, struct http_selector *sel,
+                          int64_t mint, int64_t maxt, struct labelsets *out)
+{
+    struct tsdb_query *q;
+    const struct tsdb_labels *ls;
+    int rc = tsdb_query_open(db, sel->m, sel->n, mint, maxt, &q);
+
+    if (rc != TSDB_OK)
+        return rc;
+    while ((rc = tsdb_query_next_series(q, &ls, NULL)) == TSDB_OK) {
+        rc = labelsets_add(out, ls);
+        if (rc != TSDB_OK)
+            break;
+    }
+    tsdb_query_close(q);
+    return rc == TSDB_ENOTFOUND ? TSDB_OK : rc;
+}
+
+int http_series_end(struct http_req *r)
+{
+    struct http_params ps;
+    struct http_selector *sels = NULL;
+    struct labelsets all = {NULL, 0, 0};
+    struct http_buf b;
+    int64_t mint, maxt;
+    bool answered = false;
+    size_t n = 0;
+    int rc;
+
+    http_params_init(&ps);
+    rc = read_params(r, &ps, &answered);
+    if (rc != TSDB_OK || answered || !optional_range(r, &ps, &mint, &maxt, &rc))
+        goto out;
+    rc = http_req_selectors(r, &ps, true, &sels, &n, &answered);
+    if (rc != TSDB_OK || answered)
+        goto out;
+    for (size_t i = 0; i < n && rc == TSDB_OK; i++)
+        rc = collect_series(r->env->db, &sels[i], mint, maxt, &all);
+    if (rc != TSDB_OK) {
+        rc = http_reply_error(r, 500, "internal", "reading the index: %s",
+                              tsdb_strerror(rc));
+        goto out;
+    }
+    /* Several match[] may select a series twice: sort, then skip repeats. */
+    qsort(all.v, all.n, sizeof(*all.v), cmp_labelsets);
+    http_buf_init(&b, METADATA_ANSWER_MAX);
+    http_buf_puts(&b, "{\"status\":\"success\",\"data\":[");
+    for (size_t i = 0; i < all.n; i++) {
+        if (i > 0 && tsdb_labels_cmp(&all.v[i - 1], &all.v[i]) == 0)
+            continue;
+        if (i > 0)
+            http_buf_puts(&b, ",");
+        http_labels_json(&b, &all.v[i]);
+    }
+    http_buf_puts(&b, "]}\n");
+    snprintf(r->note, sizeof(r->note), "%zu series", all.n);
+    rc = reply_built(r, &b, METADATA_ANSWER_MAX);
+    http_buf_release(&b);
+out:
+    labelsets_release(&all);
+    release_selectors(sels, n);
+    http_params_release(&ps);
+    return rc;
+}
+
+/* A growing list of strings for label names and values. */
+struct strings {
+    char **v;
+    size_t n, cap;
+};
+
+static int strings_add(void *ctx, const char *s, size_t len)
+{
+    struct strings *l = ctx;
+
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 64;
+        char **v = realloc(l->v, cap * sizeof(*v));
+
+        if (v == NULL)
+            return TSDB_ENOMEM;
+        l->v = v;
+        l->cap = cap;
+    }
+    l->v[l->n] = strndup(s, len);
+    if (l->v[l->n] == NULL)
+        return TSDB_ENOMEM;
+    l->n++;
+    return TSDB_OK;
+}
+
+static int cmp_strings(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Answers the sorted, unique strings as a JSON array. */
+static int reply_strings(struct http_req *r, struct strings *l)
+{
+    struct http_buf b;
+    size_t out = 0;
+    int rc;
+
+    qsort(l->v, l->n, sizeof(*l->v), cmp_strings);
+    http_buf_init(&b, METADATA_ANSWER_MAX);
+    http_buf_puts(&b, "{\"status\":\"success\",\"data\":[");
+    for (size_t i = 0; i < l->n; i++) {
+        if (i > 0 && strcmp(l->v[i - 1], l->v[i]) == 0)
+            continue;
+        if (out++ > 0)
+            http_buf_puts(&b, ",");
+        http_json_str(&b, l->v[i]);
+    }
+    http_buf_puts(&b, "]}\n");
+    snprintf(r->note, sizeof(r->note), "%zu values", out);
+    rc = reply_built(r, &b, METADATA_ANSWER_MAX);
+    http_buf_release(&b);
+    return rc;
+}
+
+static void strings_release(struct strings *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->v[i]);
+    free(l->v);
+}
+
+/*
+ * Label names or, with name, the values of that label: of every series,
+ * or of the series that any match[] selects.
+ */
+static int label_listing(struct http_req *r, const char *name)
+{
+    struct http_params ps;
+    struct http_selector *sels = NULL;
+    struct strings l = {NULL, 0, 0};
+    int64_t mint, maxt;
+    bool answered = false;
+    size_t n = 0;
+    int rc;
+
+    http_params_init(&ps);
+    rc = read_params(r, &ps, &answered);
+    if (rc != TSDB_OK || answered || !optional_range(r, &ps, &mint, &maxt, &rc))
+        goto out;
+    rc = http_req_selectors(r, &ps, false, &sels, &n, &answered);
+    if (rc != TSDB_OK || answered)
+        goto out;
+    for (size_t i = 0; i < (n ? n : 1) && rc == TSDB_OK; i++) {
+        struct tsdb_matcher *ms = n ? sels[i].m : NULL;
+        size_t nm = n ? sels[i].n : 0;
+
+        rc = name ? tsdb_label_values(r->env->db, name, ms, nm, strings_add, &l)
+                  : tsdb_label_names(r->env->db, ms, nm, strings_add, &l);
+    }
+    if (rc != TSDB_OK)
+        rc = http_reply_error(r, 500, "internal", "reading the index: %s",
+                              tsdb_strerror(rc));
+    else
+        rc = reply_strings(r, &l);
+out:
+    strings_release(&l);
+    release_selectors(sels, n);
+    http_params_release(&ps);
+    return rc;
+}
+
+int http_labels_end(struct http_req *r)
+{
+    return label_listing(r, NULL);
+}
+
+int http_label_values_end(struct http_req *r)
+{
+    static const char prefix[] = "/api/v1/label/";
+    const char *name = r->url + sizeof(prefix) - 1;
+    const char *slash = strchr(name, '/');
+    char *label = strndup(name, slash ? (size_t)(slash - name) : strlen(name));
+    int rc;
+
+    if (label == NULL)
+        return TSDB_ENOMEM;
+    if (!tsdb_label_name_valid(label, strlen(label)))
+        rc = http_reply_error(r, 400, "bad_data", "invalid label name: \"%s\"",
+                              label);
+    else
+        rc = label_listing(r, label);
+    free(label);
+    return rc;
+}
+
+/* ---- the endpoints Grafana probes ---- */
+
+static int reply_const(struct http_req *r, const char *body)
+{
+    return http_reply(r, 200, APPLICATION_JSON, body, strlen(body));
+}
+
+int http_metadata_end(struct http_req *r)
+{
+    struct http_params ps;
+    const char *limit;
+    bool answered = false;
+    char *end;
+    int rc;
+
+    http_params_init(&ps);
+    rc = read_params(r, &ps, &answered);
+    if (rc != TSDB_OK || answered)
+        goto out;
+    /* No metric metadata is kept (imports and StatsD carry none worth
+     * serving), so the answer is the empty object Prometheus gives for
+     * remote-written data; limit is still checked. */
+    limit = http_params_get(&ps, "limit");
+    if (limit && *limit && (strtoll(limit, &end, 10), *end != '\0')) {
+        rc = http_reply_error(r, 400, "bad_data", "limit must be a number");
+        goto out;
+    }
+    rc = reply_const(r, "{\"status\":\"success\",\"data\":{}}\n");
+out:
+    http_params_release(&ps);
+    return rc;
+}
+
+int http_buildinfo_end(struct http_req *r)
+{
+    /* version is the Prometheus API level we follow: Grafana reads it as
+     * semver to pick features.  No "features" member: Grafana would take
+     * the server for Mimir with a ruler. */
+    return reply_const(r, "{\"status\":\"success\",\"data\":{"
+                          "\"version\":\"2.42.0\",\"revision\":\"tsdbd\","
+                          "\"branch\":\"main\",\"buildUser\":\"tsdbd\","
+                          "\"buildDate\":\"unknown\","
+                          "\"goVersion\":\"none (C11)\"}}\n");
+}
+
+int http_exemplars_end(struct http_req *r)
+{
+    /* Exemplars are not stored; an empty success lets Grafana enable the
+     * feature without errors. */
+    return reply_const(r, "{\"status\":\"success\",\"data\":[]}\n");
+}
+
+int http_rules_end(struct http_req *r)
+{
+    return reply_const(r,
+                       "{\"status\":\"success\",\"data\":{\"groups\":[]}}\n");
+}
+
+int http_alerts_end(struct http_req *r)
+{
+    return reply_const(r,
+                       "{\"status\":\"success\",\"data\":{\"alerts\":[]}}\n");
+}
+
+int http_format_query_end(struct http_req *r)
+{
+    struct http_params ps;
+    struct query_node *expr = NULL;
+    struct query_parse_err pe;
+    struct http_buf b;
+    bool answered = false;
+    const char *q;
+    char *text = NULL;
+    int rc;
+
+    http_params_init(&ps);
+    rc = read_params(r, &ps, &answered);
+    if (rc != TSDB_OK || answered)
+        goto out;
+    q = http_params_get(&ps, "query");
+    q = q ? q : "";
+    rc = query_parse(q, strlen(q), &expr, &pe);
+    if (rc != TSDB_OK) {
+        rc = http_reply_error(r, 400, "bad_data",
+                              "invalid parameter \"query\": %s", pe.msg);
+        goto out;
+    }
+    /* Printing never grows a query by more than its parentheses and
+     * spaces; eight times the text and a margin is room enough. */
+    text = malloc(strlen(q) * 8 + 256);
+    if (text == NULL ||
+        query_print(expr, text, strlen(q) * 8 + 256, NULL) != TSDB_OK) {
+        rc = http_reply_error(r, 500, "internal", "cannot print the query");
+        goto out;
+    }
+    http_buf_init(&b, strlen(text) * 6 + 64);
+    http_buf_puts(&b, "{\"status\":\"success\",\"data\":");
+    http_json_str(&b, text);
+    http_buf_puts(&b, "}\n");
+    rc = reply_built(r, &b, b.max);
+    http_buf_release(&b);
+out:
+    free(text);
+    query_node_free(expr);
+    http_params_release(&ps);
+    return rc;
+}
