@@ -343,7 +343,8 @@ int http_series_end(struct http_req *r)
         goto out;
     }
     /* Several match[] may select a series twice: sort, then skip repeats. */
-    qsort(all.v, all.n, sizeof(*all.v), cmp_labelsets);
+    if (all.n > 1)
+        qsort(all.v, all.n, sizeof(*all.v), cmp_labelsets);
     http_buf_init(&b, METADATA_ANSWER_MAX);
     http_buf_puts(&b, "{\"status\":\"success\",\"data\":[");
     for (size_t i = 0; i < all.n; i++) {
@@ -402,7 +403,8 @@ static int reply_strings(struct http_req *r, struct strings *l)
     size_t out = 0;
     int rc;
 
-    qsort(l->v, l->n, sizeof(*l->v), cmp_strings);
+    if (l->n > 1)
+        qsort(l->v, l->n, sizeof(*l->v), cmp_strings);
     http_buf_init(&b, METADATA_ANSWER_MAX);
     http_buf_puts(&b, "{\"status\":\"success\",\"data\":[");
     for (size_t i = 0; i < l->n; i++) {

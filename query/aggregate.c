@@ -637,7 +637,7 @@ int ev_aggregate(struct qctx *c, const struct query_node *n,
         rc = ev_collect(c, n->u.agg.expr, g, &in);
     /* Prometheus offers series to topk in label order: equal values then
      * resolve the same way. */
-    if (rc == TSDB_OK && op != QUERY_AGG_QUANTILE)
+    if (rc == TSDB_OK && op != QUERY_AGG_QUANTILE && in.n > 1)
         qsort(in.v, in.n, sizeof(*in.v), cmp_series_labels);
     if (rc == TSDB_OK)
         rc = group_inputs(c, n, &in, g->n, &gr);

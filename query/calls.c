@@ -856,7 +856,8 @@ static int call_sort(struct qctx *c, const struct query_node *n,
     qset_init(&in);
     rc = ev_collect(c, n->u.call.args[0], g, &in);
     if (rc == TSDB_OK) {
-        qsort_r(in.v, in.n, sizeof(*in.v), cmp_by_value, &desc);
+        if (in.n > 1)
+            qsort_r(in.v, in.n, sizeof(*in.v), cmp_by_value, &desc);
         rc = qset_emit(c, &in, emit, ectx);
     }
     qset_release(c, &in);

@@ -450,7 +450,7 @@ int ev_raw_matrix(struct qctx *c, const struct query_node *n, int64_t t,
     x.from = ref - range;
     x.to = ref;
     rc = range_source(c, n, ref, ref, raw_series, &x);
-    if (rc == TSDB_OK)
+    if (rc == TSDB_OK && out->nseries > 1)
         qsort(out->series, out->nseries, sizeof(*out->series),
               cmp_result_series);
     return rc;
