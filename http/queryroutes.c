@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <xxhash.h>
 
 #include "http/json.h"
 #include "http/queryapi.h"
@@ -251,9 +252,9 @@ static bool optional_range(struct http_req *r, const struct http_params *ps,
 
     *mint = INT64_MIN;
     *maxt = INT64_MAX;
-    *rc = http_req_time_param(r, ps, "start", mint, &answered);
+    *rc = http_req_time_param(r, ps, "start", true, mint, &answered);
     if (*rc == TSDB_OK && !answered)
-        *rc = http_req_time_param(r, ps, "end", maxt, &answered);
+        *rc = http_req_time_param(r, ps, "end", true, maxt, &answered);
     return *rc == TSDB_OK && !answered;
 }
 
@@ -332,7 +333,7 @@ int http_series_end(struct http_req *r)
     rc = read_params(r, &ps, &answered);
     if (rc != TSDB_OK || answered || !optional_range(r, &ps, &mint, &maxt, &rc))
         goto out;
-    rc = http_req_selectors(r, &ps, true, &sels, &n, &answered);
+    rc = http_req_selectors(r, &ps, true, true, &sels, &n, &answered);
     if (rc != TSDB_OK || answered)
         goto out;
     for (size_t i = 0; i < n && rc == TSDB_OK; i++)
@@ -365,16 +366,62 @@ out:
     return rc;
 }
 
-/* A growing list of strings for label names and values. */
+/* A growing set of strings for label names and values: a list, and a
+ * hash table of its indexes so that each string is kept once. */
 struct strings {
     char **v;
     size_t n, cap;
+    uint32_t *slots; /* index + 1, 0 empty; nslots a power of two */
+    size_t nslots;
 };
+
+/* Is s (len bytes) in l already?  Makes room for one more if not. */
+static int strings_seen(struct strings *l, const char *s, size_t len,
+                        bool *seen, size_t *slot)
+{
+    size_t j;
+
+    if ((l->n + 1) * 2 > l->nslots) {
+        size_t ns = l->nslots ? l->nslots * 2 : 256;
+        uint32_t *slots = calloc(ns, sizeof(*slots));
+
+        if (slots == NULL)
+            return TSDB_ENOMEM;
+        for (size_t i = 0; i < l->n; i++) {
+            const char *x = l->v[i];
+
+            for (j = XXH3_64bits(x, strlen(x)) & (ns - 1); slots[j];
+                 j = (j + 1) & (ns - 1))
+                ;
+            slots[j] = (uint32_t)i + 1;
+        }
+        free(l->slots);
+        l->slots = slots;
+        l->nslots = ns;
+    }
+    for (j = XXH3_64bits(s, len) & (l->nslots - 1); l->slots[j];
+         j = (j + 1) & (l->nslots - 1)) {
+        const char *x = l->v[l->slots[j] - 1];
+
+        if (strncmp(x, s, len) == 0 && x[len] == '\0') {
+            *seen = true;
+            return TSDB_OK;
+        }
+    }
+    *seen = false;
+    *slot = j;
+    return TSDB_OK;
+}
 
 static int strings_add(void *ctx, const char *s, size_t len)
 {
     struct strings *l = ctx;
+    size_t slot;
+    bool seen;
+    int rc = strings_seen(l, s, len, &seen, &slot);
 
+    if (rc != TSDB_OK || seen)
+        return rc;
     if (l->n == l->cap) {
         size_t cap = l->cap ? l->cap * 2 : 64;
         char **v = realloc(l->v, cap * sizeof(*v));
@@ -387,6 +434,7 @@ static int strings_add(void *ctx, const char *s, size_t len)
     l->v[l->n] = strndup(s, len);
     if (l->v[l->n] == NULL)
         return TSDB_ENOMEM;
+    l->slots[slot] = (uint32_t)l->n + 1;
     l->n++;
     return TSDB_OK;
 }
@@ -426,6 +474,49 @@ static void strings_release(struct strings *l)
     for (size_t i = 0; i < l->n; i++)
         free(l->v[i]);
     free(l->v);
+    free(l->slots);
+}
+
+/*
+ * Label names (name NULL) or values of name among the series with
+ * samples in [mint, maxt] that ms selects, read from their label sets.
+ * Slower than the index listings, which know no time: used only when the
+ * request gives start or end.
+ */
+static int label_listing_range(struct tsdb *db, struct tsdb_matcher *ms,
+                               size_t nm, const char *name, int64_t mint,
+                               int64_t maxt, struct strings *l)
+{
+    struct tsdb_matcher all;
+    struct tsdb_query *q = NULL;
+    const struct tsdb_labels *ls;
+    char err[128];
+    int rc;
+
+    if (nm == 0) {
+        rc = tsdb_matcher_init(&all, TSDB_MATCH_RE, "__name__", ".+", err,
+                               sizeof(err));
+        if (rc != TSDB_OK)
+            return rc;
+        ms = &all;
+    }
+    rc = tsdb_query_open(db, ms, nm ? nm : 1, mint, maxt, &q);
+    if (rc != TSDB_OK)
+        q = NULL;
+    while (rc == TSDB_OK &&
+           (rc = tsdb_query_next_series(q, &ls, NULL)) == TSDB_OK) {
+        for (size_t i = 0; i < ls->n && rc == TSDB_OK; i++) {
+            if (name == NULL)
+                rc = strings_add(l, ls->v[i].name, strlen(ls->v[i].name));
+            else if (strcmp(ls->v[i].name, name) == 0)
+                rc = strings_add(l, ls->v[i].value, strlen(ls->v[i].value));
+        }
+    }
+    if (q != NULL)
+        tsdb_query_close(q);
+    if (nm == 0)
+        tsdb_matcher_release(&all);
+    return rc == TSDB_ENOTFOUND ? TSDB_OK : rc;
 }
 
 /*
@@ -436,7 +527,7 @@ static int label_listing(struct http_req *r, const char *name)
 {
     struct http_params ps;
     struct http_selector *sels = NULL;
-    struct strings l = {NULL, 0, 0};
+    struct strings l = {NULL, 0, 0, NULL, 0};
     int64_t mint, maxt;
     bool answered = false;
     size_t n = 0;
@@ -446,15 +537,19 @@ static int label_listing(struct http_req *r, const char *name)
     rc = read_params(r, &ps, &answered);
     if (rc != TSDB_OK || answered || !optional_range(r, &ps, &mint, &maxt, &rc))
         goto out;
-    rc = http_req_selectors(r, &ps, false, &sels, &n, &answered);
+    rc = http_req_selectors(r, &ps, false, false, &sels, &n, &answered);
     if (rc != TSDB_OK || answered)
         goto out;
     for (size_t i = 0; i < (n ? n : 1) && rc == TSDB_OK; i++) {
         struct tsdb_matcher *ms = n ? sels[i].m : NULL;
         size_t nm = n ? sels[i].n : 0;
 
-        rc = name ? tsdb_label_values(r->env->db, name, ms, nm, strings_add, &l)
-                  : tsdb_label_names(r->env->db, ms, nm, strings_add, &l);
+        if (mint != INT64_MIN || maxt != INT64_MAX)
+            rc = label_listing_range(r->env->db, ms, nm, name, mint, maxt, &l);
+        else if (name != NULL)
+            rc = tsdb_label_values(r->env->db, name, ms, nm, strings_add, &l);
+        else
+            rc = tsdb_label_names(r->env->db, ms, nm, strings_add, &l);
     }
     if (rc != TSDB_OK)
         rc = http_reply_error(r, 500, "internal", "reading the index: %s",

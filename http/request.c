@@ -126,13 +126,20 @@ int http_req_params(struct http_req *r, struct http_params *ps)
 }
 
 int http_req_time_param(struct http_req *r, const struct http_params *ps,
-                        const char *name, int64_t *ms, bool *answered)
+                        const char *name, bool prometheus_text, int64_t *ms,
+                        bool *answered)
 {
     const char *v = http_params_get(ps, name);
 
     if (!v || !*v || http_parse_time(v, ms) == TSDB_OK)
         return TSDB_OK;
     *answered = true;
+    if (prometheus_text)
+        return http_reply_error(r, 400, "bad_data",
+                                "invalid parameter \"%s\": Invalid time "
+                                "value for '%s': cannot parse \"%s\" to a "
+                                "valid timestamp",
+                                name, name, v);
     return http_reply_error(r, 400, "bad_data",
                             "invalid parameter \"%s\": cannot parse \"%s\" "
                             "to a valid timestamp",
@@ -140,8 +147,8 @@ int http_req_time_param(struct http_req *r, const struct http_params *ps,
 }
 
 int http_req_selectors(struct http_req *r, const struct http_params *ps,
-                       bool required, struct http_selector **out, size_t *n,
-                       bool *answered)
+                       bool required, bool prefixed, struct http_selector **out,
+                       size_t *n, bool *answered)
 {
     struct http_selector *sels = calloc(ps->n ? ps->n : 1, sizeof(*sels));
     char err[512];
@@ -163,8 +170,12 @@ int http_req_selectors(struct http_req *r, const struct http_params *ps,
                               "no match[] parameter provided");
     } else if (rc == TSDB_EINVAL || rc == TSDB_ELIMIT) {
         *answered = true;
-        rc = http_reply_error(r, 400, "bad_data",
-                              "invalid parameter \"match[]\": %s", err);
+        if (strstr(err, "at least one non-empty matcher"))
+            snprintf(err, sizeof(err),
+                     "match[] must contain at least one non-empty matcher");
+        rc = http_reply_error(r, 400, "bad_data", "%s%s",
+                              prefixed ? "invalid parameter \"match[]\": " : "",
+                              err);
     }
     if (rc == TSDB_OK && !*answered) {
         *out = sels;

@@ -97,19 +97,23 @@ int http_req_params(struct http_req *r, struct http_params *ps);
 
 /*
  * Reads time parameter name (start, end, time) into *ms if it is given and
- * not empty.  A bad value is answered with 400 bad_data naming it, and
+ * not empty.  A bad value is answered with 400 bad_data naming it (with
+ * prometheus_text, in the words of Prometheus's metadata endpoints), and
  * *answered set.  Returns TSDB_OK or the answer's queueing error.
  */
 int http_req_time_param(struct http_req *r, const struct http_params *ps,
-                        const char *name, int64_t *ms, bool *answered);
+                        const char *name, bool prometheus_text, int64_t *ms,
+                        bool *answered);
 
 /*
  * Parses every match[] into *out (count *n; release each with
  * http_selector_release, then free *out).  A bad selector, or none when
- * required, is answered with 400 bad_data and *answered set.
+ * required, is answered with 400 bad_data and *answered set; prefixed
+ * puts "invalid parameter \"match[]\": " first, as Prometheus's series
+ * endpoint does and its label endpoints do not.
  */
 int http_req_selectors(struct http_req *r, const struct http_params *ps,
-                       bool required, struct http_selector **out, size_t *n,
-                       bool *answered);
+                       bool required, bool prefixed, struct http_selector **out,
+                       size_t *n, bool *answered);
 
 #endif

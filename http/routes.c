@@ -217,9 +217,9 @@ static int export_end(struct http_req *r)
                               tsdb_strerror(rc));
         goto out_params;
     }
-    rc = http_req_time_param(r, &ps, "start", &mint, &answered);
+    rc = http_req_time_param(r, &ps, "start", false, &mint, &answered);
     if (rc == TSDB_OK && !answered)
-        rc = http_req_time_param(r, &ps, "end", &maxt, &answered);
+        rc = http_req_time_param(r, &ps, "end", false, &maxt, &answered);
     if (rc == TSDB_OK && !answered && maxt < mint) {
         answered = true;
         rc = http_reply_error(r, 400, "bad_data",
@@ -227,7 +227,7 @@ static int export_end(struct http_req *r)
                               "must not be before start time");
     }
     if (rc == TSDB_OK && !answered)
-        rc = http_req_selectors(r, &ps, true, &sels, &n, &answered);
+        rc = http_req_selectors(r, &ps, true, true, &sels, &n, &answered);
     if (rc == TSDB_OK && !answered)
         rc = export_open(r, sels, n, mint, maxt);
 out_params:

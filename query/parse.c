@@ -1126,6 +1126,36 @@ fail:
     return NULL;
 }
 
+/*
+ * An error at the end of the input while a parenthesis or bracket is
+ * still open: Prometheus's lexer reports that before its parser sees the
+ * end, so its message names the open bracket instead of what was
+ * expected next.  Says the same.
+ */
+static void name_unclosed(struct parser *p, const char *src, size_t len)
+{
+    struct query_lexer lx;
+    struct query_token tok;
+    int parens = 0, brackets = 0;
+
+    query_lexer_init(&lx, src, len);
+    for (;;) {
+        query_lexer_next(&lx, &tok);
+        if (tok.kind == QUERY_T_EOF)
+            break;
+        if (tok.kind == QUERY_T_ERROR)
+            return;
+        parens += (tok.kind == QUERY_T_LPAREN) - (tok.kind == QUERY_T_RPAREN);
+        brackets +=
+            (tok.kind == QUERY_T_LBRACKET) - (tok.kind == QUERY_T_RBRACKET);
+    }
+    if (parens <= 0 && brackets <= 0)
+        return;
+    p->rc = TSDB_OK;
+    perr(p, len, TSDB_EINVAL, "%s",
+         parens > 0 ? "unclosed left parenthesis" : "unclosed left bracket");
+}
+
 int query_parse(const char *src, size_t len, struct query_node **out,
                 struct query_parse_err *err)
 {
@@ -1152,6 +1182,8 @@ int query_parse(const char *src, size_t len, struct query_node **out,
     n = parse_expr(&p, 0);
     if (n && p.tok.kind != QUERY_T_EOF)
         unexpected(&p, NULL, NULL);
+    if (p.rc == TSDB_EINVAL && err && err->pos >= len)
+        name_unclosed(&p, src, len);
     if (p.rc != TSDB_OK) {
         query_node_free(n);
         return p.rc;

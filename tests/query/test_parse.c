@@ -314,8 +314,10 @@ static void test_query_parse_errors(void **state)
         {"foo +\n  *", "ERROR 2:3: parse error: unexpected <op:*>"},
         {"1 +", "ERROR 1:4: parse error: unexpected end of input"},
         {")", "ERROR 1:1: parse error: unexpected \")\""},
-        {"(1", "ERROR 1:3: parse error: unexpected end of input in paren "
-               "expression, expected \")\""},
+        /* An open bracket at the end is the lexer's error in 2.42. */
+        {"(1", "ERROR 1:3: parse error: unclosed left parenthesis"},
+        {"sum(rate(x[5m])", "ERROR 1:16: parse error: unclosed left "
+                            "parenthesis"},
         {"foo bar", "ERROR 1:5: parse error: unexpected identifier \"bar\""},
         {"1h", "ERROR 1:1: parse error: unexpected duration \"1h\""},
         {"foo $", "ERROR 1:5: parse error: unexpected character: '$'"},
@@ -444,10 +446,8 @@ static void test_query_parse_errors(void **state)
                        "instant vector, got range vector instead"},
         {"x[5]", "ERROR 1:3: parse error: unexpected number \"5\" in "
                  "subquery or range, expected duration"},
-        {"x[5m", "ERROR 1:5: parse error: unexpected end of input in range, "
-                 "expected \"]\""},
-        {"x[5m:1m", "ERROR 1:8: parse error: unexpected end of input in "
-                    "subquery selector, expected \"]\""},
+        {"x[5m", "ERROR 1:5: parse error: unclosed left bracket"},
+        {"x[5m:1m", "ERROR 1:8: parse error: unclosed left bracket"},
         {"x[1m1h]", "ERROR 1:3: parse error: not a valid duration string: "
                     "\"1m1h\""},
         {"x[1h1h]", "ERROR 1:3: parse error: not a valid duration string: "

@@ -137,7 +137,8 @@ static void test_parameter_errors_use_prometheus_texts(void **state)
 
     expect_get(s, "/api/v1/query?query=sum(", 400,
                "\"errorType\":\"bad_data\",\"error\":\"invalid parameter "
-               "\\\"query\\\": 1:5: parse error:");
+               "\\\"query\\\": 1:5: parse error: unclosed left "
+               "parenthesis\"");
     expect_get(s, "/api/v1/query", 400,
                "invalid parameter \\\"query\\\": 1:1: parse error: no "
                "expression found in input");
@@ -205,6 +206,24 @@ static void test_series_labels_and_values(void **state)
                "{\"status\":\"success\",\"data\":[]}");
     expect_get(s, "/api/v1/label/1bad/values", 400,
                "invalid label name: \\\"1bad\\\"");
+    /* start and end narrow the listings to series with samples there:
+     * temp has one sample, at 1700000000. */
+    expect_get(s, "/api/v1/label/job/values?start=1700000100&end=1700000300",
+               200, "{\"status\":\"success\",\"data\":[\"a\"]}");
+    expect_get(s, "/api/v1/labels?start=1700000100&end=1700000300", 200,
+               "{\"status\":\"success\",\"data\":[\"__name__\",\"code\","
+               "\"job\"]}");
+    expect_get(s, "/api/v1/labels?start=1800000000", 200,
+               "{\"status\":\"success\",\"data\":[]}");
+    expect_get(s, "/api/v1/series?match%5B%5D=%7Bjob%3D~%22.*%22%7D", 400,
+               "\"error\":\"invalid parameter \\\"match[]\\\": match[] must "
+               "contain at least one non-empty matcher\"");
+    expect_get(s, "/api/v1/labels?match%5B%5D=%7Bjob%3D~%22.*%22%7D", 400,
+               "\"error\":\"match[] must contain at least one non-empty "
+               "matcher\"");
+    expect_get(s, "/api/v1/labels?start=abc", 400,
+               "invalid parameter \\\"start\\\": Invalid time value for "
+               "'start': cannot parse \\\"abc\\\" to a valid timestamp");
 }
 
 static void test_probes_grafana_makes(void **state)
@@ -267,7 +286,9 @@ static void test_promtool_as_a_client(void **state)
     contains(out, "{__name__=\"temp\", job=\"b\"}");
     free(out);
     snprintf(cmd, sizeof(cmd),
-             "promtool query labels http://127.0.0.1:%d code 2>&1", s->port);
+             "promtool query labels --start=1700000000 --end=1700000300 "
+             "http://127.0.0.1:%d code 2>&1",
+             s->port);
     out = run(cmd);
     contains(out, "200\n500");
     free(out);
