@@ -65,7 +65,7 @@ asan: $(TEST_BIN) $(SAN_TOOLS)
 # Debian machine.  Listed once here and nowhere else.
 DEB_PKGS := build-essential pkg-config liblmdb-dev lmdb-utils \
             libmicrohttpd-dev libjemalloc-dev libcmocka-dev libpcre2-dev \
-            libxxhash-dev clang-format prometheus
+            libxxhash-dev clang-format prometheus python3 curl
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \
 	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null | \
