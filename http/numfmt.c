@@ -11,6 +11,8 @@
  */
 #include "http/numfmt.h"
 
+#include "query/strconv.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,13 +46,18 @@ size_t http_fmt_seconds(char *out, int64_t ms)
     /* Unsigned magnitude, so that INT64_MIN needs no special case. */
     uint64_t mag = ms < 0 ? (uint64_t)0 - (uint64_t)ms : (uint64_t)ms;
     unsigned frac = (unsigned)(mag % 1000);
-    int n;
+    size_t n = 0;
 
-    if (frac == 0)
-        n = snprintf(out, HTTP_NUM_MAX, "%s%llu", ms < 0 ? "-" : "",
-                     (unsigned long long)(mag / 1000));
-    else
-        n = snprintf(out, HTTP_NUM_MAX, "%s%llu.%03u", ms < 0 ? "-" : "",
-                     (unsigned long long)(mag / 1000), frac);
-    return (size_t)n;
+    /* By hand, not printf: answers print millions of timestamps. */
+    if (ms < 0)
+        out[n++] = '-';
+    n += query_format_u64(out + n, mag / 1000);
+    if (frac != 0) {
+        out[n++] = '.';
+        out[n++] = (char)('0' + frac / 100);
+        out[n++] = (char)('0' + frac / 10 % 10);
+        out[n++] = (char)('0' + frac % 10);
+    }
+    out[n] = '\0';
+    return n;
 }

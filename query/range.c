@@ -167,6 +167,8 @@ struct rangecall {
     double *p1, *p2; /* scalar arguments per step, or NULL */
     double *scratch; /* quantile_over_time */
     size_t scratch_n;
+    size_t *queue; /* max and min_over_time */
+    size_t queue_n;
     uint8_t *any; /* absent_over_time: a step saw a sample */
     bool keep_name;
     struct qmap *merge;
@@ -234,26 +236,66 @@ static int apply_window(struct rangecall *x, size_t k,
     return TSDB_OK;
 }
 
-static int range_series(void *ctx, const struct tsdb_labels *ls,
-                        const int64_t *t, const double *v, size_t n)
+/*
+ * max_over_time and min_over_time by a sliding window: a queue of the
+ * window's candidates (indexes of non-NaN values, each better than every
+ * later one), so each sample is looked at a constant number of times
+ * instead of once per window it falls in.  Same answers as the kernels:
+ * NaN only when every value of the window is NaN.
+ */
+static int fill_extremum(struct rangecall *x, struct qser *s, const int64_t *t,
+                         const double *v, size_t n, bool max)
 {
-    struct rangecall *x = ctx;
-    struct qctx *c = x->c;
+    const struct query_mods *mods;
+    int64_t range;
+    size_t lo = 0, hi = 0, qh = 0, qt = 0; /* queue is q[qh .. qt) */
+    size_t *q;
+
+    if (n > x->queue_n) {
+        size_t *nq = realloc(x->queue, n * sizeof(*nq));
+
+        if (nq == NULL)
+            return ev_nomem(x->c);
+        x->queue = nq;
+        x->queue_n = n;
+    }
+    q = x->queue;
+    range_shape(x->arg, &range, &mods);
+    for (size_t k = 0; k < x->g->n; k++) {
+        int64_t ref = ev_ref_time(x->c, mods, qgrid_at(x->g, k));
+
+        for (; hi < n && t[hi] <= ref; hi++) {
+            if (isnan(v[hi]))
+                continue;
+            while (qt > qh &&
+                   (max ? v[q[qt - 1]] <= v[hi] : v[q[qt - 1]] >= v[hi]))
+                qt--;
+            q[qt++] = hi;
+        }
+        while (lo < hi && t[lo] < ref - range)
+            lo++;
+        while (qh < qt && q[qh] < lo)
+            qh++;
+        if (hi == lo)
+            continue;
+        s->has[k] = 1;
+        s->v[k] = qh < qt ? v[q[qh]] : NAN;
+    }
+    return TSDB_OK;
+}
+
+/* Every step's window of one series through the function. */
+static int fill_windows(struct rangecall *x, struct qser *s, const int64_t *t,
+                        const double *v, size_t n)
+{
     const struct query_mods *mods;
     int64_t range;
     size_t lo = 0, hi = 0; /* window is [lo, hi) */
-    struct qser *s = NULL;
-    bool absent = x->any != NULL;
     int rc = TSDB_OK;
 
     range_shape(x->arg, &range, &mods);
-    if (!absent) {
-        s = qser_new(c, ls->v, ls->n, x->g->n);
-        if (s == NULL)
-            return c->rc;
-    }
     for (size_t k = 0; k < x->g->n && rc == TSDB_OK; k++) {
-        int64_t ref = ev_ref_time(c, mods, qgrid_at(x->g, k));
+        int64_t ref = ev_ref_time(x->c, mods, qgrid_at(x->g, k));
         struct query_window w;
         double out;
         bool has;
@@ -268,11 +310,32 @@ static int range_series(void *ctx, const struct tsdb_labels *ls,
         w.start = ref - range;
         w.end = ref;
         rc = apply_window(x, k, &w, &out, &has);
-        if (has) {
+        if (has && s != NULL) {
             s->has[k] = 1;
             s->v[k] = out;
         }
     }
+    return rc;
+}
+
+static int range_series(void *ctx, const struct tsdb_labels *ls,
+                        const int64_t *t, const double *v, size_t n)
+{
+    struct rangecall *x = ctx;
+    struct qctx *c = x->c;
+    struct qser *s = NULL;
+    bool absent = x->any != NULL;
+    int rc;
+
+    if (!absent) {
+        s = qser_new(c, ls->v, ls->n, x->g->n);
+        if (s == NULL)
+            return c->rc;
+    }
+    if (x->kernel == query_max_over_time || x->kernel == query_min_over_time)
+        rc = fill_extremum(x, s, t, v, n, x->kernel == query_max_over_time);
+    else
+        rc = fill_windows(x, s, t, v, n);
     if (absent)
         return rc;
     if (rc == TSDB_OK && qser_empty(s)) {
@@ -377,6 +440,7 @@ int ev_call_range(struct qctx *c, const struct query_node *n,
     free(x.p1);
     free(x.p2);
     free(x.scratch);
+    free(x.queue);
     free(x.any);
     return rc;
 }

@@ -5,7 +5,9 @@
  */
 #include "query/strconv.h"
 
+#include <float.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,9 +20,15 @@ static int shortest_digits(double v, char *digits, int *exp10)
     int nd = 0;
     const char *p;
 
-    for (int prec = 1; prec <= 17; prec++) {
+    /* Rounded to 15 significant digits, any value whose shortest form
+     * has 15 digits or fewer comes out as that form padded with zeros
+     * (the rest of the value is below half a unit of the 15th digit), so
+     * three tries find the shortest: 15, 16, 17 digits. */
+    /* Subnormals have fewer significant bits, so a 15-digit rounding
+     * may read back while a shorter one does too: search them all. */
+    for (int prec = v < DBL_MIN ? 1 : 15; prec <= 17; prec++) {
         snprintf(e, sizeof(e), "%.*e", prec - 1, v);
-        if (strtod(e, NULL) == v)
+        if (prec == 17 || strtod(e, NULL) == v)
             break;
     }
     for (p = e; *p != 'e'; p++)
@@ -30,6 +38,20 @@ static int shortest_digits(double v, char *digits, int *exp10)
     while (nd > 1 && digits[nd - 1] == '0')
         nd--;
     return nd;
+}
+
+size_t query_format_u64(char *out, uint64_t v)
+{
+    char tmp[20];
+    size_t n = 0;
+
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v > 0);
+    for (size_t i = 0; i < n; i++)
+        out[i] = tmp[n - 1 - i];
+    return n;
 }
 
 size_t query_format_float(char *out, double v, enum query_float_style style)
@@ -47,6 +69,13 @@ size_t query_format_float(char *out, double v, enum query_float_style style)
     if (v < 0) {
         out[len++] = '-';
         v = -v;
+    }
+    /* Whole numbers below 2^53 are most samples (counters, gauges of
+     * counts) and print exactly as integers. */
+    if (v < 9007199254740992.0 && v == (double)(uint64_t)v) {
+        len += query_format_u64(out + len, (uint64_t)v);
+        out[len] = '\0';
+        return len;
     }
     nd = shortest_digits(v, digits, &exp10);
     if (style == QUERY_FLOAT_JSON && (v < 1e-6 || v >= 1e21)) {

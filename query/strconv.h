@@ -9,6 +9,7 @@
 #define QUERY_STRCONV_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* Room for any output below, NUL included: 17 digits, a sign, a point
  * and up to 324 zeros of a subnormal written out in full. */
@@ -18,6 +19,11 @@ enum query_float_style {
     QUERY_FLOAT_PLAIN, /* count_values labels: never an exponent */
     QUERY_FLOAT_JSON,  /* API values: an exponent outside [1e-6, 1e21) */
 };
+
+/* Writes v in decimal into out (21 bytes at least, no NUL written) and
+ * returns the length; the answers print millions of these, printf is the
+ * slow part of them. */
+size_t query_format_u64(char *out, uint64_t v);
 
 /* Writes v into out (QUERY_FLOAT_MAX bytes) and returns the length.
  * NaN is "NaN", infinities "+Inf" and "-Inf". */

@@ -25,10 +25,42 @@ static void build_table(void)
     table_ready = true;
 }
 
+#if defined(__x86_64__)
+#include <nmmintrin.h>
+#include <string.h>
+
+/*
+ * The same polynomial in SSE4.2's crc32 instruction, eight bytes a step:
+ * about ten times the table's speed, and every read of a stored chunk
+ * checks one.  Chosen at run time; the table stays for other CPUs.
+ */
+__attribute__((target("sse4.2"))) static uint32_t
+crc32c_hw(uint32_t crc, const uint8_t *b, size_t len)
+{
+    uint64_t c = ~crc;
+
+    while (len >= 8) {
+        uint64_t w;
+
+        memcpy(&w, b, 8);
+        c = _mm_crc32_u64(c, w);
+        b += 8;
+        len -= 8;
+    }
+    while (len--)
+        c = _mm_crc32_u8((uint32_t)c, *b++);
+    return ~(uint32_t)c;
+}
+#endif
+
 uint32_t crc32c(uint32_t crc, const void *p, size_t len)
 {
     const uint8_t *b = p;
 
+#if defined(__x86_64__)
+    if (__builtin_cpu_supports("sse4.2"))
+        return crc32c_hw(crc, b, len);
+#endif
     if (!table_ready)
         build_table();
     crc = ~crc;

@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "http/queryapi.h"
@@ -54,6 +56,8 @@ static void test_floats_print_as_go_does(void **state)
         {100, "100", "100"},
         {-0.0, "-0", "-0"},
         {1.5e300, "1.5e+300", NULL},
+        {5e-324, "5e-324", NULL},
+        {2.5e-310, "2.5e-310", NULL},
     };
     char out[QUERY_FLOAT_MAX];
     (void)state;
@@ -72,6 +76,48 @@ static void test_floats_print_as_go_does(void **state)
     assert_string_equal(out, "-Inf");
     query_format_float(out, INFINITY, QUERY_FLOAT_PLAIN);
     assert_string_equal(out, "+Inf");
+}
+
+/* The shortest form, found the slow way: fewest %e digits that read back. */
+static int shortest_len(double v)
+{
+    char e[40];
+
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(e, sizeof(e), "%.*e", prec - 1, v);
+        if (strtod(e, NULL) == v)
+            return prec;
+    }
+    return 17;
+}
+
+static void test_floats_are_shortest_and_exact(void **state)
+{
+    uint64_t x = 0x9E3779B97F4A7C15ULL;
+    char out[QUERY_FLOAT_MAX];
+    (void)state;
+
+    for (int i = 0; i < 20000; i++) {
+        double v;
+        int digits = 0;
+
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        /* Every fourth value a short decimal, the others any bits. */
+        if (i % 4 == 0)
+            v = (double)(int64_t)(x % 100000) / 1000.0;
+        else
+            memcpy(&v, &x, sizeof(v));
+        if (!isfinite(v) || v == 0)
+            continue;
+        query_format_float(out, v, QUERY_FLOAT_JSON);
+        assert_true(strtod(out, NULL) == v);
+        for (const char *p = out; *p && *p != 'e'; p++)
+            digits += *p >= '0' && *p <= '9';
+        /* Leading zeros of 0.00x and trailing zeros of 1200 are layout. */
+        if (strchr(out, 'e') && digits > shortest_len(v))
+            fail_msg("%s has %d digits, %.17g needs %d", out, digits, v,
+                     shortest_len(v));
+    }
 }
 
 static void test_result_json_of_each_type(void **state)
@@ -153,6 +199,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_durations_take_seconds_or_promql_units),
         cmocka_unit_test(test_floats_print_as_go_does),
+        cmocka_unit_test(test_floats_are_shortest_and_exact),
         cmocka_unit_test(test_result_json_of_each_type),
         cmocka_unit_test(test_error_kinds_map_to_prometheus_codes),
     };
