@@ -109,6 +109,20 @@ static int reply_result(struct http_req *r, const struct query_result *res)
     return rc;
 }
 
+/* Answers an evaluation that returned rc: its result, or its error
+ * (parse errors prefixed with the parameter's name if asked). */
+static int answer(struct http_req *r, const char *q, int rc,
+                  struct query_result *res, const struct query_err *err,
+                  bool prefix_parse)
+{
+    note_query(r, q, rc == TSDB_OK ? res : NULL);
+    if (rc != TSDB_OK)
+        return eval_error(r, err, prefix_parse);
+    rc = reply_result(r, res);
+    query_result_release(res);
+    return rc;
+}
+
 int http_query_end(struct http_req *r)
 {
     struct http_params ps;
@@ -139,13 +153,7 @@ int http_query_end(struct http_req *r)
     if (rc != TSDB_OK || answered)
         goto out;
     rc = query_eval_instant(r->env->db, &o, q, strlen(q), t, &res, &err);
-    note_query(r, q, rc == TSDB_OK ? &res : NULL);
-    if (rc != TSDB_OK) {
-        rc = eval_error(r, &err, true);
-        goto out;
-    }
-    rc = reply_result(r, &res);
-    query_result_release(&res);
+    rc = answer(r, q, rc, &res, &err, true);
 out:
     http_params_release(&ps);
     return rc;
@@ -230,13 +238,7 @@ int http_query_range_end(struct http_req *r)
     q = q ? q : "";
     rc = query_eval_range(r->env->db, &o, q, strlen(q), start, end, step, &res,
                           &err);
-    note_query(r, q, rc == TSDB_OK ? &res : NULL);
-    if (rc != TSDB_OK) {
-        rc = eval_error(r, &err, false);
-        goto out;
-    }
-    rc = reply_result(r, &res);
-    query_result_release(&res);
+    rc = answer(r, q, rc, &res, &err, false);
 out:
     http_params_release(&ps);
     return rc;

@@ -115,7 +115,6 @@ static int with_scalar_series(void *ctx, struct qser *s)
     struct with_scalar *x = ctx;
     enum query_op op = x->n->u.binary.op;
     bool cmp = is_comparison(op), rb = x->n->u.binary.return_bool;
-    int rc;
 
     for (size_t k = 0; k < s->n; k++) {
         double l = s->v[k], r = x->scalar[k], out;
@@ -136,18 +135,7 @@ static int with_scalar_series(void *ctx, struct qser *s)
             out = s->v[k]; /* a filter keeps the vector's own value */
         s->v[k] = out;
     }
-    rc = drops_name(x->n) ? qser_drop_name(x->c, s) : TSDB_OK;
-    if (rc == TSDB_OK && qser_empty(s)) {
-        qser_free(x->c, s);
-        return TSDB_OK;
-    }
-    if (rc != TSDB_OK) {
-        qser_free(x->c, s);
-        return rc;
-    }
-    if (x->merge != NULL)
-        return qmap_merge(x->c, x->merge, s);
-    return x->emit(x->ectx, s);
+    return ev_pass_on(x->c, s, drops_name(x->n), x->merge, x->emit, x->ectx);
 }
 
 static int binary_with_scalar(struct qctx *c, const struct query_node *n,
@@ -414,16 +402,9 @@ static int result_labels(struct qctx *c, const struct query_node *n,
         if (val != NULL && val[0] != '\0')
             v[k++] = (struct tsdb_label){inc->names[i].p, val};
     }
-    for (size_t i = 1; i < k; i++)
-        for (size_t j = i; j > 0 && strcmp(v[j - 1].name, v[j].name) > 0; j--) {
-            struct tsdb_label t = v[j];
-
-            v[j] = v[j - 1];
-            v[j - 1] = t;
-        }
-    rc = tsdb_labels_copy(v, k, out);
+    rc = qlabels_sorted(c, v, k, out);
     free(v);
-    return rc == TSDB_OK ? TSDB_OK : ev_nomem(c);
+    return rc;
 }
 
 /* Steps at which a one-to-one signature already produced a result. */

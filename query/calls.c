@@ -279,7 +279,6 @@ struct elemctx {
 static int elem_series(void *ctx, struct qser *s)
 {
     struct elemctx *x = ctx;
-    int rc;
 
     for (size_t k = 0; k < s->n; k++) {
         double in = x->step_time ? (double)qgrid_at(x->g, k) / 1000.0 : s->v[k];
@@ -288,18 +287,7 @@ static int elem_series(void *ctx, struct qser *s)
             s->has[k] = elem_apply(x->fn, in, x->a ? x->a[k] : 1,
                                    x->b ? x->b[k] : 0, &s->v[k]);
     }
-    rc = qser_drop_name(x->c, s);
-    if (rc != TSDB_OK) {
-        qser_free(x->c, s);
-        return rc;
-    }
-    if (qser_empty(s)) {
-        qser_free(x->c, s);
-        return TSDB_OK;
-    }
-    if (x->merge != NULL)
-        return qmap_merge(x->c, x->merge, s);
-    return x->emit(x->ectx, s);
+    return ev_pass_on(x->c, s, true, x->merge, x->emit, x->ectx);
 }
 
 /* A date function without argument: one series {} at every step. */
@@ -769,16 +757,9 @@ int ev_absent_labels(struct qctx *c, const struct query_node *arg,
         if (keep)
             v[n++] = (struct tsdb_label){m->name.p, m->value.p};
     }
-    for (size_t i = 1; i < n; i++)
-        for (size_t j = i; j > 0 && strcmp(v[j - 1].name, v[j].name) > 0; j--) {
-            struct tsdb_label t = v[j];
-
-            v[j] = v[j - 1];
-            v[j - 1] = t;
-        }
-    rc = tsdb_labels_copy(v, n, out);
+    rc = qlabels_sorted(c, v, n, out);
     free(v);
-    return rc == TSDB_OK ? TSDB_OK : ev_nomem(c);
+    return rc;
 }
 
 struct presence {

@@ -279,6 +279,20 @@ int ev_selector(struct qctx *c, const struct query_node *sel,
     return rc == TSDB_ENOTFOUND ? TSDB_OK : rc;
 }
 
+int ev_pass_on(struct qctx *c, struct qser *s, bool drop_name,
+               struct qmap *merge, qemit_fn emit, void *ectx)
+{
+    int rc = drop_name ? qser_drop_name(c, s) : TSDB_OK;
+
+    if (rc != TSDB_OK || qser_empty(s)) {
+        qser_free(c, s);
+        return rc;
+    }
+    if (merge != NULL)
+        return qmap_merge(c, merge, s);
+    return emit(ectx, s);
+}
+
 /* ---- dispatch ---- */
 
 /* The unary minus over a vector: negated values, names dropped. */
@@ -292,18 +306,10 @@ struct negate {
 static int negate_one(void *ctx, struct qser *s)
 {
     struct negate *x = ctx;
-    int rc;
 
     for (size_t k = 0; k < s->n; k++)
         s->v[k] = -s->v[k];
-    rc = qser_drop_name(x->c, s);
-    if (rc != TSDB_OK) {
-        qser_free(x->c, s);
-        return rc;
-    }
-    if (x->merge != NULL)
-        return qmap_merge(x->c, x->merge, s);
-    return x->emit(x->ectx, s);
+    return ev_pass_on(x->c, s, true, x->merge, x->emit, x->ectx);
 }
 
 static int ev_negate(struct qctx *c, const struct query_node *e,

@@ -68,6 +68,9 @@ void qser_free(struct qctx *c, struct qser *s);
 /* Replaces s's labels with a copy of v[0..nl). */
 int qser_set_labels(struct qctx *c, struct qser *s, const struct tsdb_label *v,
                     size_t nl);
+/* Copies v[0..n), sorting it by name first (v is reordered). */
+int qlabels_sorted(struct qctx *c, struct tsdb_label *v, size_t n,
+                   struct tsdb_labels *out);
 /* Removes __name__ from s's labels, if there. */
 int qser_drop_name(struct qctx *c, struct qser *s);
 bool qser_empty(const struct qser *s);
@@ -163,6 +166,12 @@ int ev_selector(struct qctx *c, const struct query_node *sel,
  * samples of its window at t. */
 int ev_raw_matrix(struct qctx *c, const struct query_node *n, int64_t t,
                   struct query_result *out);
+
+/* Hands a computed series on: freed if it has no step left, else its
+ * name dropped if asked, then merged into merge (when names may collide)
+ * or emitted. */
+int ev_pass_on(struct qctx *c, struct qser *s, bool drop_name,
+               struct qmap *merge, qemit_fn emit, void *ectx);
 
 /* Evaluates an instant-vector expression, emitting its series. */
 int ev_vector(struct qctx *c, const struct query_node *n, const struct qgrid *g,

@@ -338,19 +338,11 @@ static int range_series(void *ctx, const struct tsdb_labels *ls,
         rc = fill_windows(x, s, t, v, n);
     if (absent)
         return rc;
-    if (rc == TSDB_OK && qser_empty(s)) {
-        qser_free(c, s);
-        return TSDB_OK;
-    }
-    if (rc == TSDB_OK && !x->keep_name)
-        rc = qser_drop_name(c, s);
     if (rc != TSDB_OK) {
         qser_free(c, s);
         return rc;
     }
-    if (x->merge != NULL)
-        return qmap_merge(c, x->merge, s);
-    return x->emit(x->ectx, s);
+    return ev_pass_on(c, s, !x->keep_name, x->merge, x->emit, x->ectx);
 }
 
 /* Evaluates the scalar argument i of call into a new array, or NULL. */

@@ -92,6 +92,20 @@ struct qser *qser_new_take(struct qctx *c, struct tsdb_labels *ls, size_t n)
     return s;
 }
 
+int qlabels_sorted(struct qctx *c, struct tsdb_label *v, size_t n,
+                   struct tsdb_labels *out)
+{
+    /* Insertion sort: label sets are short and nearly sorted already. */
+    for (size_t i = 1; i < n; i++)
+        for (size_t j = i; j > 0 && strcmp(v[j - 1].name, v[j].name) > 0; j--) {
+            struct tsdb_label t = v[j];
+
+            v[j] = v[j - 1];
+            v[j - 1] = t;
+        }
+    return tsdb_labels_copy(v, n, out) == TSDB_OK ? TSDB_OK : ev_nomem(c);
+}
+
 void qser_free(struct qctx *c, struct qser *s)
 {
     if (s == NULL)
