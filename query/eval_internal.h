@@ -49,8 +49,7 @@ struct qctx {
     uint64_t held;        /* steps and raw samples held now */
     uint64_t samples;     /* samples read from storage */
     int64_t deadline_ns;  /* CLOCK_MONOTONIC; 0: none */
-    unsigned tick;
-    int rc; /* the code of the error in err, once one happened */
+    int rc;               /* the code of the error in err, once one happened */
 };
 
 /* Receives one series and owns it from then on, also on error. */

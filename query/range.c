@@ -300,6 +300,13 @@ static int fill_windows(struct rangecall *x, struct qser *s, const int64_t *t,
         double out;
         bool has;
 
+        /* A long series over many steps is the slow case: look at the
+         * clock on the way. */
+        if ((k & 255) == 255) {
+            rc = ev_check(x->c);
+            if (rc != TSDB_OK)
+                break;
+        }
         while (hi < n && t[hi] <= ref)
             hi++;
         while (lo < hi && t[lo] < ref - range)

@@ -306,6 +306,16 @@ static void test_raw_matrix_and_errors(void **state)
     assert_true(err.parse);
     assert_int_equal(err.kind, QUERY_ERR_BAD_DATA);
 
+    /* 3,601 sorts of 3,600 values take far more than 1 ms. */
+    f->o.timeout_ms = 1;
+    q = "quantile_over_time(0.5, req_total[1h:1s])";
+    assert_int_equal(query_eval_range(f->db, &f->o, q, strlen(q), T0,
+                                      T0 + 3600000, 1000, &r, &err),
+                     TSDB_ELIMIT);
+    assert_int_equal(err.kind, QUERY_ERR_TIMEOUT);
+    assert_non_null(strstr(err.msg, "timed out"));
+    query_opts_init(&f->o);
+
     f->o.max_samples = 10;
     q = "req_total";
     assert_int_equal(query_eval_range(f->db, &f->o, q, strlen(q), T0,
