@@ -7,20 +7,22 @@ CC      ?= cc
 CSTD    := -std=c11 -D_GNU_SOURCE
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes
 CFLAGS  ?= -O2 -g
-PKGS    := lmdb libpcre2-8 libxxhash
-LIBS    := -llmdb -lpcre2-8 -lxxhash -lmicrohttpd -lpthread -lm
+PKGS    := lmdb libpcre2-8 libxxhash jansson
+LIBS    := -llmdb -lpcre2-8 -lxxhash -ljansson -lmicrohttpd -lpthread -lm
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer \
            -fno-sanitize-recover=undefined
 DATA    ?= data
 LISTEN  ?= 127.0.0.1:9201
 
 # One object list per module folder; dependencies point one way:
-# tools -> http -> query, statsd -> tsdb.
+# tools -> http -> rollup -> query, statsd -> tsdb.
 TSDB_SRC   := $(wildcard tsdb/*.c)
 STATSD_SRC := $(wildcard statsd/*.c)
 QUERY_SRC  := $(wildcard query/*.c)
+ROLLUP_SRC := $(wildcard rollup/*.c)
 HTTP_SRC   := $(wildcard http/*.c)
-LIB_SRC    := $(TSDB_SRC) $(STATSD_SRC) $(QUERY_SRC) $(HTTP_SRC)
+LIB_SRC    := $(TSDB_SRC) $(STATSD_SRC) $(QUERY_SRC) $(ROLLUP_SRC) \
+              $(HTTP_SRC)
 TEST_SRC := $(wildcard tests/*/test_*.c)
 TOOLS    := tsdbd tsdb-bench tsdb-check tsdb-dump tsdb-compact tsdb-load
 
@@ -65,7 +67,7 @@ asan: $(TEST_BIN) $(SAN_TOOLS)
 # Debian machine.  Listed once here and nowhere else.
 DEB_PKGS := build-essential pkg-config liblmdb-dev lmdb-utils \
             libmicrohttpd-dev libjemalloc-dev libcmocka-dev libpcre2-dev \
-            libxxhash-dev clang-format prometheus python3 curl
+            libxxhash-dev libjansson-dev clang-format prometheus python3 curl
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \
 	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null | \

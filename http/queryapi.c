@@ -12,58 +12,9 @@
 
 #include "http/json.h"
 #include "http/numfmt.h"
+#include "query/duration.h"
 #include "query/strconv.h"
 #include "tsdb/error.h"
-
-/* A PromQL duration: units from years down to milliseconds, each at most
- * once and in that order ("1h30m", "5m", "250ms"). */
-static int promql_duration(const char *s, int64_t *ms)
-{
-    static const struct {
-        const char *unit;
-        int64_t ms;
-    } units[] = {{"y", 365LL * 86400000},
-                 {"w", 7LL * 86400000},
-                 {"d", 86400000},
-                 {"h", 3600000},
-                 {"m", 60000},
-                 {"s", 1000},
-                 {"ms", 1}};
-    size_t next = 0;
-    int64_t total = 0;
-
-    if (*s == '\0')
-        return TSDB_EINVAL;
-    while (*s != '\0') {
-        int64_t n = 0;
-        size_t u;
-
-        if (!isdigit((unsigned char)*s))
-            return TSDB_EINVAL;
-        for (; isdigit((unsigned char)*s); s++) {
-            if (n > (INT64_MAX - 9) / 10)
-                return TSDB_EINVAL;
-            n = n * 10 + (*s - '0');
-        }
-        /* "ms" before "m": the longest unit that matches. */
-        for (u = next; u < sizeof(units) / sizeof(units[0]); u++) {
-            size_t len = strlen(units[u].unit);
-
-            if (strncmp(s, units[u].unit, len) == 0 &&
-                !(units[u].unit[0] == 'm' && len == 1 && s[1] == 's'))
-                break;
-        }
-        if (u == sizeof(units) / sizeof(units[0]))
-            return TSDB_EINVAL;
-        if (n > INT64_MAX / units[u].ms || total > INT64_MAX - n * units[u].ms)
-            return TSDB_EINVAL;
-        total += n * units[u].ms;
-        s += strlen(units[u].unit);
-        next = u + 1;
-    }
-    *ms = total;
-    return TSDB_OK;
-}
 
 int http_parse_duration(const char *s, int64_t *ms)
 {
@@ -84,7 +35,7 @@ int http_parse_duration(const char *s, int64_t *ms)
         *ms = (int64_t)ns / 1000000;
         return TSDB_OK;
     }
-    return promql_duration(s, ms);
+    return query_parse_duration(s, ms);
 }
 
 void http_labels_json(struct http_buf *b, const struct tsdb_labels *ls)

@@ -21,6 +21,7 @@
 #include "http/params.h"
 #include "http/router.h"
 #include "http/selector.h"
+#include "rollup/rollup.h"
 #include "http/statsd.h"
 #include "query/eval.h"
 #include "tsdb/db.h"
@@ -30,6 +31,7 @@
 struct http_env {
     struct tsdb *db;
     struct http_statsd *statsd; /* NULL: POST /api/v1/statsd answers 503 */
+    struct rollup_engine *rollups; /* NULL: /api/v1/rollups answers 503 */
     struct http_metrics metrics;
     size_t max_body;          /* BUFFER routes, bytes */
     uint64_t max_import_body; /* STREAM routes, bytes; 0: no limit */

@@ -34,6 +34,7 @@
 #include "http/queryroutes.h"
 #include "http/request.h"
 #include "http/selector.h"
+#include "http/rollups.h"
 #include "http/statsd.h"
 #include "tsdb/status.h"
 
@@ -71,6 +72,8 @@ static int metrics_end(struct http_req *r)
     rc = http_metrics_render(&r->env->metrics, r->env->db, &b);
     if (rc == TSDB_OK && r->env->statsd)
         rc = http_statsd_render(r->env->statsd, &b);
+    if (rc == TSDB_OK && r->env->rollups)
+        rc = http_rollups_render(r->env->rollups, &b);
     if (rc == TSDB_OK)
         rc = http_reply(r, 200, TEXT_FORMAT, b.p, b.len);
     http_buf_release(&b);
@@ -454,6 +457,12 @@ static const struct http_route routes[] = {
      http_alerts_end},
     {"/api/v1/format_query", HTTP_GET | HTTP_POST, HTTP_EP_API_META,
      HTTP_BODY_BUFFER, NULL, NULL, http_format_query_end},
+    {"/api/v1/rollups", HTTP_GET, HTTP_EP_ROLLUPS, HTTP_BODY_NONE, NULL, NULL,
+     http_rollups_list_end},
+    {"/api/v1/rollups/*", HTTP_PUT, HTTP_EP_ROLLUPS, HTTP_BODY_BUFFER, NULL,
+     NULL, http_rollups_put_end},
+    {"/api/v1/rollups/*", HTTP_DELETE, HTTP_EP_ROLLUPS, HTTP_BODY_NONE, NULL,
+     NULL, http_rollups_delete_end},
 };
 
 const struct http_route *http_routes(size_t *n)

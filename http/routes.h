@@ -17,6 +17,8 @@
  *                                   (queryroutes.h)
  *   GET  /api/v1/label/NAME/values, /api/v1/metadata,
  *        /api/v1/status/buildinfo, /api/v1/rules, /api/v1/alerts
+ *   GET  /api/v1/rollups, PUT and DELETE /api/v1/rollups/NAME
+ *                                   rollup rules (rollups.h)
  */
 #ifndef HTTP_ROUTES_H
 #define HTTP_ROUTES_H

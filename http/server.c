@@ -333,6 +333,7 @@ int http_server_start(struct tsdb *db, const struct http_server_options *o,
     http_metrics_init(&s->env.metrics);
     s->env.db = db;
     s->env.statsd = o->statsd;
+    s->env.rollups = o->rollups;
     s->env.max_body = o->max_body;
     s->env.max_import_body = o->max_import_body;
     s->env.import_batch = o->import_batch;

@@ -42,6 +42,7 @@
 #include <stdint.h>
 
 #include "http/statsd.h"
+#include "rollup/rollup.h"
 #include "tsdb/db.h"
 
 struct http_server_options {
@@ -56,6 +57,9 @@ struct http_server_options {
     /* StatsD, borrowed until http_server_stop; NULL: POST /api/v1/statsd
      * answers 503. */
     struct http_statsd *statsd;
+    /* Rollup rules, borrowed until http_server_stop; NULL: the
+     * /api/v1/rollups endpoints answer 503. */
+    struct rollup_engine *rollups;
 };
 
 /* Defaults: 127.0.0.1:9201, 4 threads, max_body 64 MiB, no import body

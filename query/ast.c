@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "query/duration.h"
 #include "tsdb/error.h"
 
 #define S QUERY_TYPE_SCALAR
@@ -324,35 +325,11 @@ static void put_number(struct out *o, double v)
     }
 }
 
-/* Prometheus's model.Duration form: y and w only when exact. */
 static void put_duration(struct out *o, int64_t ms)
 {
-    static const struct {
-        const char *unit;
-        int64_t mult;
-        bool exact;
-    } units[] = {
-        {"y", 365LL * 86400000, true},
-        {"w", 7LL * 86400000, true},
-        {"d", 86400000, false},
-        {"h", 3600000, false},
-        {"m", 60000, false},
-        {"s", 1000, false},
-        {"ms", 1, false},
-    };
+    char s[QUERY_DURATION_MAX];
 
-    if (ms == 0) {
-        puts_(o, "0s");
-        return;
-    }
-    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
-        if (units[i].exact && ms % units[i].mult != 0)
-            continue;
-        if (ms / units[i].mult > 0) {
-            putf(o, "%lld%s", (long long)(ms / units[i].mult), units[i].unit);
-            ms -= ms / units[i].mult * units[i].mult;
-        }
-    }
+    puts_(o, query_format_duration(s, ms) ? s : "");
 }
 
 /* Go's %q for a byte string; bytes >= 0x80 pass through unchanged. */

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "query/eval_internal.h"
+#include "query/matchers.h"
 #include "tsdb/db.h"
 #include "tsdb/error.h"
 
@@ -18,45 +19,19 @@ bool sel_is_stale(double v)
     return bits == 0x7ff0000000000002ULL;
 }
 
-static const enum tsdb_match_type match_types[] = {
-    [QUERY_MATCH_EQ] = TSDB_MATCH_EQ,
-    [QUERY_MATCH_NE] = TSDB_MATCH_NEQ,
-    [QUERY_MATCH_RE] = TSDB_MATCH_RE,
-    [QUERY_MATCH_NRE] = TSDB_MATCH_NRE,
-};
-
 int sel_open(struct qctx *c, const struct query_node *sel, int64_t mint,
              int64_t maxt, bool drop_stale, struct sel_reader *r)
 {
-    size_t n = sel->u.sel.nmatchers + (sel->u.sel.name.p != NULL);
     char err[256];
     int rc;
 
     memset(r, 0, sizeof(*r));
     r->drop_stale = drop_stale;
-    r->ms = calloc(n, sizeof(*r->ms));
-    if (r->ms == NULL)
+    rc = query_matchers(sel, &r->ms, &r->nms, err, sizeof(err));
+    if (rc == TSDB_ENOMEM)
         return ev_nomem(c);
-    if (sel->u.sel.name.p != NULL) {
-        rc = tsdb_matcher_init(&r->ms[0], TSDB_MATCH_EQ, "__name__",
-                               sel->u.sel.name.p, err, sizeof(err));
-        if (rc != TSDB_OK)
-            return rc == TSDB_ENOMEM
-                       ? ev_nomem(c)
-                       : ev_fail(c, QUERY_ERR_BAD_DATA, "%s", err);
-        r->nms++;
-    }
-    for (size_t i = 0; i < sel->u.sel.nmatchers; i++) {
-        const struct query_matcher *m = &sel->u.sel.matchers[i];
-
-        rc = tsdb_matcher_init(&r->ms[r->nms], match_types[m->op], m->name.p,
-                               m->value.p, err, sizeof(err));
-        if (rc != TSDB_OK)
-            return rc == TSDB_ENOMEM
-                       ? ev_nomem(c)
-                       : ev_fail(c, QUERY_ERR_BAD_DATA, "%s", err);
-        r->nms++;
-    }
+    if (rc != TSDB_OK)
+        return ev_fail(c, QUERY_ERR_BAD_DATA, "%s", err);
     rc = tsdb_query_open(c->db, r->ms, r->nms, mint, maxt, &r->q);
     if (rc == TSDB_ENOMEM)
         return ev_nomem(c);
@@ -141,9 +116,8 @@ void sel_close(struct qctx *c, struct sel_reader *r)
 {
     if (r->q != NULL)
         tsdb_query_close(r->q);
-    for (size_t i = 0; i < r->nms; i++)
-        tsdb_matcher_release(&r->ms[i]);
-    free(r->ms);
+    if (r->ms != NULL)
+        query_matchers_free(r->ms, r->nms);
     ev_hold(c, -(int64_t)r->buf.cap);
     free(r->buf.t);
     free(r->buf.v);

@@ -22,6 +22,7 @@
 
 #include "http/server.h"
 #include "http/statsd.h"
+#include "rollup/rollup.h"
 #include "statsd/sink.h"
 #include "statsd/statsd.h"
 #include "statsd/udp.h"
@@ -85,6 +86,9 @@ static void usage(FILE *f)
         "  --limits-file FILE  cardinality rules: series per metric, values\n"
         "                      per label, reject or fold (README); a bad file\n"
         "                      stops the start\n"
+        "  --rollups FILE      rollup rules, a JSON object of rules by name\n"
+        "                      (README); they replace stored rules of the same\n"
+        "                      name, and a bad file stops the start\n"
         "  --no-compact        skip rewriting the LMDB file with full pages\n"
         "                      at shutdown (it takes time in proportion to\n"
         "                      the file; tsdb-compact DIR does it later)\n"
@@ -207,8 +211,9 @@ struct config {
     struct http_server_options http;
     struct statsd_options statsd;
     struct http_statsd_options flush;
-    const char *limits_file; /* NULL: no cardinality rules */
-    const char *statsd_udp;  /* NULL: no UDP */
+    const char *limits_file;  /* NULL: no cardinality rules */
+    const char *rollups_file; /* NULL: only the rules of the state file */
+    const char *statsd_udp;   /* NULL: no UDP */
     double buckets[STATSD_MAX_BUCKETS];
 };
 
@@ -222,7 +227,7 @@ static void config_init(struct config *c)
     c->db.compact_on_close = true;
 }
 
-/* The StatsD and flush flags. */
+/* The StatsD and flush flags, and the files of rules. */
 static int parse_statsd_flag(int opt, struct config *c)
 {
     int64_t ms;
@@ -251,6 +256,9 @@ static int parse_statsd_flag(int opt, struct config *c)
         return -1;
     case 'g':
         c->limits_file = optarg;
+        return -1;
+    case 'R':
+        c->rollups_file = optarg;
         return -1;
     }
     usage(stderr);
@@ -283,6 +291,7 @@ static int parse_flags(int argc, char **argv, struct config *c)
         {"statsd-buckets", required_argument, NULL, 'k'},
         {"statsd-udp", required_argument, NULL, 'u'},
         {"limits-file", required_argument, NULL, 'g'},
+        {"rollups", required_argument, NULL, 'R'},
         {"log-level", required_argument, NULL, 'v'},
         {"no-compact", no_argument, NULL, 'c'},
         {"help", no_argument, NULL, 'h'},
@@ -415,7 +424,28 @@ struct server {
     struct http_statsd *flusher;
     struct http_server *http;
     struct statsd_udp *udp;
+    struct rollup_engine *rollups;
 };
+
+/* The rollup rules, before any write: their recovery reads what is
+ * stored, and every later write goes through them. */
+static int start_rollups(struct server *sv, const struct config *c)
+{
+    char path[4096], err[1024];
+    int rc;
+
+    snprintf(path, sizeof(path), "%s/rollups.json", c->db.dir);
+    rc = rollup_open(sv->db, path, c->rollups_file, &sv->rollups, err,
+                     sizeof(err));
+    if (rc != TSDB_OK) {
+        if (rc == TSDB_EINVAL || rc == TSDB_EIO)
+            log_error("rollups: %s", err);
+        else
+            log_error("rollups: %s", tsdb_strerror(rc));
+        return 1;
+    }
+    return 0;
+}
 
 /* The storage and its cardinality rules, read before any write so that
  * the rules count every series.  Returns an exit status, 0 if it runs. */
@@ -436,7 +466,7 @@ static int start_storage(struct server *sv, const struct config *c)
             return 1;
         }
     }
-    return 0;
+    return start_rollups(sv, c);
 }
 
 /* StatsD (recovery emits through the sink), its flusher, HTTP, UDP. */
@@ -460,6 +490,7 @@ static int start_services(struct server *sv, struct config *c)
         return 1;
     }
     c->http.statsd = sv->flusher;
+    c->http.rollups = sv->rollups;
     if (http_server_start(sv->db, &c->http, &sv->http, err, sizeof(err)) !=
         TSDB_OK) {
         log_error("%s", err);
@@ -492,6 +523,7 @@ static int stop(struct server *sv)
     http_statsd_free(sv->flusher);
     statsd_close(sv->sd);
     statsd_tsdb_sink_release(&sv->sink_state);
+    rollup_close(sv->rollups);
     if (sv->db) {
         rc = tsdb_close(sv->db);
         if (rc != TSDB_OK) {

@@ -52,11 +52,9 @@ enum verdict {
     V_OUT_OF_BOUNDS,
 };
 
-struct app_sample {
-    uint64_t ref;
-    int64_t t;
-    double v;
-};
+/* A buffered sample is kept in the observer's type, so that the accepted
+ * ones are handed on where they lie. */
+#define app_sample tsdb_observed
 
 struct tsdb_appender {
     struct tsdb *db;
@@ -69,6 +67,7 @@ struct tsdb_appender {
     size_t nseries;
     size_t series_cap;
     struct tsdb_wal_buf wal;
+    bool unobserved; /* the commit observer does not see these commits */
     uint8_t enc[TSDB_MAX_LABELS_BYTES];
 };
 
@@ -90,6 +89,47 @@ void tsdb_appender_free(struct tsdb_appender *a)
     free(a->series);
     tsdb_wal_buf_release(&a->wal);
     free(a);
+}
+
+void tsdb_appender_unobserved(struct tsdb_appender *a)
+{
+    a->unobserved = true;
+}
+
+void tsdb_set_commit_observer(struct tsdb *db, tsdb_commit_observer fn,
+                              void *ctx)
+{
+    pthread_mutex_lock(&db->observe_lock);
+    db->observer = fn;
+    db->observer_ctx = ctx;
+    pthread_mutex_unlock(&db->observe_lock);
+}
+
+int tsdb_series_labels(struct tsdb *db, uint64_t ref, struct tsdb_labels *out)
+{
+    const struct head_series *s;
+    int rc = TSDB_ENOTFOUND;
+
+    pthread_mutex_lock(&db->head_lock);
+    s = head_get(&db->head, ref);
+    if (s)
+        rc = tsdb_labels_decode(s->labels, s->labels_len, out);
+    pthread_mutex_unlock(&db->head_lock);
+    return rc;
+}
+
+/* Shows the accepted samples to the observer.  The buffer is emptied by
+ * the caller next, so the accepted ones are packed to its front. */
+static void show_observer(struct tsdb_appender *a)
+{
+    struct tsdb *db = a->db;
+    size_t n = 0;
+
+    for (size_t i = 0; i < a->n; i++)
+        if (a->verdict[i] == V_ACCEPT)
+            a->v[n++] = a->v[i];
+    if (n > 0)
+        db->observer(db->observer_ctx, a->v, n);
 }
 
 void tsdb_appender_rollback(struct tsdb_appender *a)
@@ -425,6 +465,7 @@ int tsdb_appender_commit(struct tsdb_appender *a,
     struct tsdb_commit_result local;
     struct tsdb *db = a->db;
     size_t accepted;
+    bool observed;
     int rc;
 
     if (!res)
@@ -443,6 +484,11 @@ int tsdb_appender_commit(struct tsdb_appender *a,
     if (rc != TSDB_OK)
         return rc;
 
+    /* Reading db->observer unlocked is safe: it only changes while no
+     * commit runs (db.h). */
+    observed = db->observer != NULL && !a->unobserved;
+    if (observed)
+        pthread_mutex_lock(&db->observe_lock);
     pthread_mutex_lock(&db->head_lock);
     rc = db->stopping ? TSDB_ECLOSED : judge_batch(a, res);
     if (rc == TSDB_OK)
@@ -453,6 +499,8 @@ int tsdb_appender_commit(struct tsdb_appender *a,
         for (size_t i = 0; i < a->nseries; i++)
             a->series[i]->logged = false;
         pthread_mutex_unlock(&db->head_lock);
+        if (observed)
+            pthread_mutex_unlock(&db->observe_lock);
         memset(res, 0, sizeof(*res));
         return rc;
     }
@@ -462,6 +510,11 @@ int tsdb_appender_commit(struct tsdb_appender *a,
     db->rejected_conflict += res->conflicts;
     db->rejected_bounds += res->out_of_bounds;
     pthread_mutex_unlock(&db->head_lock);
+    if (observed) {
+        if (rc == TSDB_OK)
+            show_observer(a);
+        pthread_mutex_unlock(&db->observe_lock);
+    }
     a->n = 0;
     return rc;
 }

@@ -334,6 +334,7 @@ int tsdb_open(const struct tsdb_options *o, struct tsdb **out)
     pthread_mutex_init(&db->head_lock, NULL);
     pthread_mutex_init(&db->flush_lock, NULL);
     pthread_mutex_init(&db->maint_lock, NULL);
+    pthread_mutex_init(&db->observe_lock, NULL);
     pthread_cond_init(&db->maint_wake, NULL);
     db->dir = strdup(o->dir);
     db->opt.compact_on_close = false; /* until the open succeeds */
@@ -430,6 +431,7 @@ int tsdb_close(struct tsdb *db)
     pthread_mutex_destroy(&db->head_lock);
     pthread_mutex_destroy(&db->flush_lock);
     pthread_mutex_destroy(&db->maint_lock);
+    pthread_mutex_destroy(&db->observe_lock);
     pthread_cond_destroy(&db->maint_wake);
     free(db->dir);
     free(db->wal_dir);

@@ -119,6 +119,35 @@ void tsdb_appender_rollback(struct tsdb_appender *a);
 
 void tsdb_appender_free(struct tsdb_appender *a);
 
+/*
+ * The commit observer sees every sample that a commit accepted, once the
+ * samples are durable and in the head: s[0..n), in the order the head
+ * took them.  Commits reach it one at a time and in the order they took
+ * the head, so a series' samples arrive in ascending time.  It runs on the
+ * committing thread, which waits for it: keep it short.  It may call
+ * tsdb_series_labels but must not commit (the rollup engine writes its
+ * results from its own thread, with an unobserved appender).  One
+ * observer per database; fn NULL removes it.  Set it while no commit
+ * runs (before writers start, after they stop).
+ */
+struct tsdb_observed {
+    uint64_t ref;
+    int64_t t;
+    double v;
+};
+typedef void (*tsdb_commit_observer)(void *ctx, const struct tsdb_observed *s,
+                                     size_t n);
+void tsdb_set_commit_observer(struct tsdb *db, tsdb_commit_observer fn,
+                              void *ctx);
+
+/* Commits of a are not shown to the observer (for the observer's own
+ * writes, which would otherwise feed back into it). */
+void tsdb_appender_unobserved(struct tsdb_appender *a);
+
+/* The labels of series ref (free with tsdb_labels_release).  TSDB_OK,
+ * TSDB_ENOTFOUND for a series not in the head, TSDB_ENOMEM. */
+int tsdb_series_labels(struct tsdb *db, uint64_t ref, struct tsdb_labels *out);
+
 /* ---- reads ---- */
 
 struct tsdb_query;

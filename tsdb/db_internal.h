@@ -57,6 +57,13 @@ struct tsdb {
     atomic_uint_fast64_t flush_buckets[TSDB_FLUSH_NBUCKETS];
 
     struct tsdb_guard *guard; /* cardinality rules and counts (guard.c) */
+
+    /* The commit observer (tsdb_set_commit_observer).  observe_lock is
+     * taken before head_lock by an observed commit and held until the
+     * observer returns, so the observer sees commits in head order. */
+    pthread_mutex_t observe_lock;
+    tsdb_commit_observer observer;
+    void *observer_ctx;
 };
 
 /* store.c */

@@ -1,0 +1,26 @@
+/*
+ * PromQL durations as text: "1h30m", "5m", "250ms".  Used by the parser's
+ * printer, the HTTP API's duration parameters and the rollup rules, whose
+ * output names carry their interval.  Pure code.
+ */
+#ifndef QUERY_DURATION_H
+#define QUERY_DURATION_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Room for the longest duration query_format_duration writes, NUL
+ * included. */
+#define QUERY_DURATION_MAX 64
+
+/* Reads units from years down to milliseconds, each at most once and in
+ * that order, into *ms.  TSDB_OK, or TSDB_EINVAL for anything else (an
+ * empty string, a sign, a fraction, an overflow). */
+int query_parse_duration(const char *s, int64_t *ms);
+
+/* Writes ms (>= 0) as Prometheus prints a model.Duration: largest units
+ * first, y and w only when they divide it exactly, "0s" for zero.  False
+ * for a negative ms. */
+bool query_format_duration(char out[QUERY_DURATION_MAX], int64_t ms);
+
+#endif
