@@ -115,5 +115,11 @@ int http_rollups_render(struct rollup_engine *e, struct http_buf *b)
                         st.dropped);
     http_metrics_single(b, "tsdb_rollup_results_total", "counter",
                         "Result samples of closed intervals.", st.written);
+    http_buf_printf(b,
+                    "# HELP tsdb_rollup_observe_seconds_total Time the rules "
+                    "took inside commits.\n"
+                    "# TYPE tsdb_rollup_observe_seconds_total counter\n"
+                    "tsdb_rollup_observe_seconds_total %.6f\n",
+                    st.observe_seconds);
     return b->err;
 }

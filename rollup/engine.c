@@ -14,6 +14,14 @@
 #include "tsdb/error.h"
 #include "tsdb/log.h"
 
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 static int64_t wall_ms(void)
 {
     struct timespec ts;
@@ -147,7 +155,7 @@ static struct rollup_ref *match_ref(struct rollup_engine *e, uint64_t ref)
 static void observe(void *ctx, const struct tsdb_observed *s, size_t n)
 {
     struct rollup_engine *e = ctx;
-    uint64_t before;
+    uint64_t before, start = mono_ns();
     int64_t now;
 
     pthread_mutex_lock(&e->lock);
@@ -178,6 +186,7 @@ static void observe(void *ctx, const struct tsdb_observed *s, size_t n)
     }
     if (e->queued_batches != before)
         pthread_cond_signal(&e->wake);
+    e->observe_ns += mono_ns() - start;
     pthread_mutex_unlock(&e->lock);
 }
 
@@ -523,6 +532,7 @@ void rollup_stats_get(struct rollup_engine *e, struct rollup_stats *st)
     memset(st, 0, sizeof(*st));
     pthread_mutex_lock(&e->lock);
     st->rules = e->nrules;
+    st->observe_seconds = (double)e->observe_ns / 1e9;
     for (size_t i = 0; i < e->nrules; i++) {
         st->samples += e->rules[i]->samples;
         st->late += e->rules[i]->late;

@@ -109,6 +109,7 @@ struct rollup_engine {
     uint32_t gen;
     struct rollup_out *outs;
     size_t nouts, outs_cap;
+    uint64_t observe_ns; /* time the observer took, for /metrics */
     uint64_t queued_batches, committed_batches; /* for rollup_sync */
     int commit_rc;                              /* last failed commit */
     bool stop;

@@ -82,6 +82,7 @@ struct rollup_stats {
     uint64_t late;    /* for an interval already closed */
     uint64_t dropped; /* past a rule's group limit */
     uint64_t written; /* result samples committed */
+    double observe_seconds; /* spent in the write path, in commits */
 };
 
 void rollup_stats_get(struct rollup_engine *e, struct rollup_stats *st);
