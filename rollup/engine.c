@@ -397,6 +397,15 @@ void rollup_close(struct rollup_engine *e)
     engine_free(e);
 }
 
+/* Is there a rule of r's name with r's definition? */
+static bool unchanged(struct rollup_engine *e, const struct rollup_rulestate *r)
+{
+    bool found;
+    size_t at = rule_index(e, r->def.name, &found);
+
+    return found && strcmp(e->rules[at]->def_json, r->def_json) == 0;
+}
+
 int rollup_put(struct rollup_engine *e, const char *name, const char *json,
                size_t len, char *err, size_t errlen)
 {
@@ -413,6 +422,13 @@ int rollup_put(struct rollup_engine *e, const char *name, const char *json,
         return TSDB_ENOMEM;
     }
     pthread_mutex_lock(&e->lock);
+    if (unchanged(e, r)) {
+        /* Provisioning tools send the same rule again and again: it keeps
+         * its open intervals. */
+        pthread_mutex_unlock(&e->lock);
+        rollup_rulestate_free(r);
+        return TSDB_OK;
+    }
     rc = rollup_insert_rule(e, r);
     text = rc == TSDB_OK ? rollup_state_text(e) : NULL;
     pthread_mutex_unlock(&e->lock);

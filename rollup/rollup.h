@@ -58,7 +58,8 @@ void rollup_close(struct rollup_engine *e);
 
 /*
  * Creates or replaces rule name from JSON (rule.h).  A replaced rule
- * starts afresh: its open intervals are dropped.  TSDB_OK, TSDB_EINVAL
+ * starts afresh: its open intervals are dropped; the same definition
+ * again changes nothing.  TSDB_OK, TSDB_EINVAL
  * with err naming the field, TSDB_EIO when the state file cannot be
  * written (the rule is not kept), TSDB_ENOMEM.
  */

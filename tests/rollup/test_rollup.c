@@ -258,6 +258,13 @@ static void late_samples_counted(void **state)
     /* Still in [T0+60s, T0+120s)?  That one closed too (grace 0). */
     append(f->db, "tok_total", "region", "eu", "host", "b", T0 + 125000, 2);
     assert_int_equal(late_of(f), 1);
+    /* The same rule again keeps its state; a changed one starts afresh. */
+    put(f, "tok", tok_rule);
+    assert_int_equal(late_of(f), 1);
+    put(f, "tok",
+        "{\"match\": \"tok_total\", \"interval\": \"1m\", "
+        "\"outputs\": [\"sum\"]}");
+    assert_int_equal(late_of(f), 0);
 }
 
 static void restart(struct fixture *f)
