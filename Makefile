@@ -98,6 +98,7 @@ run: deps
 bench: deps
 	@$(MAKE) --no-print-directory all
 	bench/run-bench
+	bench/run-tier-bench
 
 fuzz: deps
 	@bench/run-fuzz

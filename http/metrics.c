@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "http/numfmt.h"
+#include "http/queryapi.h"
 #include "tsdb/guard.h"
 
 static const double bucket_bounds[HTTP_METRICS_NBUCKETS - 1] = {
@@ -377,6 +378,52 @@ static void render_guard(struct tsdb *db, struct http_buf *b)
     tsdb_guard_stats_release(&st);
 }
 
+/* One tier family: a sample per tier, labelled by its width. */
+static void tier_family(struct http_buf *b, const char *name, const char *type,
+                        const char *help, const struct tsdb_tier_stats *st,
+                        size_t n, int field)
+{
+    http_metrics_family(b, name, type, help);
+    for (size_t i = 0; i < n; i++) {
+        int64_t w = st[i].width_ms;
+        char res[32], secs[40];
+
+        http_query_resolution(1u << 1, &w, 1, res, sizeof(res));
+        if (field == 0) {
+            http_fmt_seconds(secs,
+                             st[i].horizon == INT64_MIN ? 0 : st[i].horizon);
+            http_buf_printf(b, "%s{resolution=\"%s\"} %s\n", name, res, secs);
+            continue;
+        }
+        http_buf_printf(b, "%s{resolution=\"%s\"} %" PRIu64 "\n", name, res,
+                        field == 1   ? st[i].bytes
+                        : field == 2 ? st[i].buckets_written
+                                     : st[i].reads);
+    }
+}
+
+/* The downsampled tiers of tsdb/db.h. */
+static void render_tiers(struct tsdb *db, struct http_buf *b)
+{
+    struct tsdb_tier_stats st[TSDB_TIERS_MAX];
+    size_t n;
+
+    tsdb_tier_stats_get(db, st, &n);
+    if (n == 0)
+        return;
+    tier_family(b, "tsdb_tier_horizon_seconds", "gauge",
+                "Every bucket ending at or before this is stored, by tier.", st,
+                n, 0);
+    tier_family(b, "tsdb_tier_bytes", "gauge",
+                "Bytes of the tier's stored blocks.", st, n, 1);
+    tier_family(b, "tsdb_tier_buckets_written_total", "counter",
+                "Buckets the downsampler wrote, by tier.", st, n, 2);
+    tier_family(b, "tsdb_tier_reads_total", "counter",
+                "Range function calls answered from the tier instead of raw "
+                "chunks.",
+                st, n, 3);
+}
+
 int http_metrics_render(struct http_metrics *m, struct tsdb *db,
                         struct http_buf *out)
 {
@@ -388,6 +435,7 @@ int http_metrics_render(struct http_metrics *m, struct tsdb *db,
                     atomic_load_explicit(&m->in_flight, memory_order_relaxed));
     render_writes(m, out);
     render_storage(db, out);
+    render_tiers(db, out);
     render_guard(db, out);
     return out->err;
 }

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -142,5 +143,42 @@ unsigned http_query_err_status(const struct query_err *e, const char **type)
     default:
         *type = "internal";
         return 500;
+    }
+}
+
+/* A width as the largest whole unit that writes it: 5m, 1h, 90s, 1d. */
+static void width_str(int64_t ms, char *out, size_t cap)
+{
+    static const struct {
+        const char *unit;
+        int64_t ms;
+    } units[] = {
+        {"d", 86400000}, {"h", 3600000}, {"m", 60000}, {"s", 1000}, {"ms", 1}};
+
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+        if (ms % units[i].ms == 0) {
+            snprintf(out, cap, "%lld%s", (long long)(ms / units[i].ms),
+                     units[i].unit);
+            return;
+        }
+    }
+}
+
+void http_query_resolution(uint32_t bits, const int64_t *widths, size_t n,
+                           char *out, size_t cap)
+{
+    size_t len = 0;
+
+    out[0] = '\0';
+    if (bits & 1 || bits == 0)
+        len += (size_t)snprintf(out, cap, "raw");
+    for (size_t i = 0; i < n && len < cap; i++) {
+        char w[32];
+
+        if (!(bits & (1u << (1 + i))))
+            continue;
+        width_str(widths[i], w, sizeof(w));
+        len +=
+            (size_t)snprintf(out + len, cap - len, "%s%s", len ? ", " : "", w);
     }
 }

@@ -38,4 +38,13 @@ void http_labels_json(struct http_buf *b, const struct tsdb_labels *ls);
 /* The HTTP status and errorType of an evaluation error. */
 unsigned http_query_err_status(const struct query_err *e, const char **type);
 
+/*
+ * The X-Tsdb-Resolution header of a query answer: what served its reads,
+ * from struct query_result's resolutions bits, as "raw", a tier's width
+ * ("5m", "1h") or a list of them ("raw, 1h"); "raw" when nothing was
+ * read.  widths[0..n) are the tier widths in ms (tsdb_tiers_get).
+ */
+void http_query_resolution(uint32_t bits, const int64_t *widths, size_t n,
+                           char *out, size_t cap);
+
 #endif

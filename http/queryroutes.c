@@ -5,6 +5,7 @@
 #include "http/queryroutes.h"
 
 #include <inttypes.h>
+#include <microhttpd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,14 +52,39 @@ static int reply_built(struct http_req *r, struct http_buf *b, size_t max)
     return http_reply_json(r, 200, b);
 }
 
+/* tiers=false reads raw chunks only, so that answers can be compared.
+ * A bad value is answered (*answered) with 400. */
+static int tiers_option(struct http_req *r, const struct http_params *ps,
+                        struct query_opts *o, bool *answered)
+{
+    const char *v = http_params_get(ps, "tiers");
+
+    if (v == NULL || *v == '\0' || strcmp(v, "true") == 0 ||
+        strcmp(v, "1") == 0)
+        return TSDB_OK;
+    if (strcmp(v, "false") == 0 || strcmp(v, "0") == 0) {
+        o->no_tiers = true;
+        return TSDB_OK;
+    }
+    *answered = true;
+    return http_reply_error(r, 400, "bad_data",
+                            "invalid parameter \"tiers\": \"%s\" is not "
+                            "true or false",
+                            v);
+}
+
 /* The query's options: the server's, with a lower timeout if asked. */
 static int query_options(struct http_req *r, const struct http_params *ps,
                          struct query_opts *o, bool *answered)
 {
     const char *v = http_params_get(ps, "timeout");
     int64_t ms;
+    int rc;
 
     *o = r->env->query;
+    rc = tiers_option(r, ps, o, answered);
+    if (rc != TSDB_OK || *answered)
+        return rc;
     if (v == NULL || *v == '\0')
         return TSDB_OK;
     if (http_parse_duration(v, &ms) != TSDB_OK || ms < 0) {
@@ -95,16 +121,55 @@ static int eval_error(struct http_req *r, const struct query_err *err,
     return http_reply_error(r, status, type, "%s", err->msg);
 }
 
+/* Queues b as the 200 answer with the X-Tsdb-Resolution header (built
+ * here, as request.c's replies take no extra header). */
+static int reply_resolution(struct http_req *r, struct http_buf *b,
+                            const char *resolution)
+{
+    struct MHD_Response *resp;
+    enum MHD_Result ok;
+    size_t len;
+    char *p;
+
+    if (b->err != TSDB_OK)
+        return reply_built(r, b, HTTP_QUERY_ANSWER_MAX);
+    p = http_buf_detach(b, &len);
+    resp = MHD_create_response_from_buffer(
+        len, p ? p : "", p ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+    if (resp == NULL) {
+        free(p);
+        return TSDB_ENOMEM;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                            APPLICATION_JSON);
+    MHD_add_response_header(resp, "X-Tsdb-Resolution", resolution);
+    ok = MHD_queue_response(r->conn, 200, resp);
+    MHD_destroy_response(resp);
+    if (ok != MHD_YES)
+        return TSDB_EIO;
+    r->status = 200;
+    return TSDB_OK;
+}
+
 static int reply_result(struct http_req *r, const struct query_result *res)
 {
+    struct tsdb_tier_spec specs[TSDB_TIERS_MAX];
+    int64_t widths[TSDB_TIERS_MAX];
+    char resolution[128];
     struct http_buf b;
+    size_t n;
     int rc;
 
+    tsdb_tiers_get(r->env->db, specs, &n);
+    for (size_t i = 0; i < n; i++)
+        widths[i] = specs[i].width_ms;
+    http_query_resolution(res->resolutions, widths, n, resolution,
+                          sizeof(resolution));
     http_buf_init(&b, HTTP_QUERY_ANSWER_MAX);
     http_buf_puts(&b, "{\"status\":\"success\",\"data\":");
     http_query_result_json(&b, res);
     http_buf_puts(&b, "}\n");
-    rc = reply_built(r, &b, HTTP_QUERY_ANSWER_MAX);
+    rc = reply_resolution(r, &b, resolution);
     http_buf_release(&b);
     return rc;
 }

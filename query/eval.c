@@ -23,6 +23,7 @@ void query_opts_init(struct query_opts *o)
     o->timeout_ms = 2 * 60 * 1000;
     o->max_samples = 50000000;
     o->subquery_step_ms = 60 * 1000;
+    o->no_tiers = false;
 }
 
 /* ---- errors and limits ---- */
@@ -257,6 +258,7 @@ int ev_selector(struct qctx *c, const struct query_node *sel,
     int64_t hi = ev_ref_time(c, &sel->u.sel.mods, g->end);
     int rc;
 
+    c->resolutions |= 1;
     rc = sel_open(c, sel, lo - c->o->lookback_ms, hi, false, &r);
     while (rc == TSDB_OK) {
         const struct tsdb_labels *ls;
@@ -546,6 +548,7 @@ int query_eval_range_node(struct tsdb *db, const struct query_opts *o,
         qset_release(&c, &set);
     }
     out->samples = c.samples;
+    out->resolutions = c.resolutions;
     if (rc != TSDB_OK)
         query_result_release(out);
     return rc;
@@ -626,6 +629,7 @@ int query_eval_instant(struct tsdb *db, const struct query_opts *o,
     }
     qset_release(&c, &set);
     out->samples = c.samples;
+    out->resolutions = c.resolutions;
     query_node_free(expr);
     if (rc != TSDB_OK)
         query_result_release(out);

@@ -42,6 +42,7 @@ struct query_opts {
     int64_t timeout_ms;       /* 0: none; default 2m */
     uint64_t max_samples;     /* samples held at once; default 50,000,000 */
     int64_t subquery_step_ms; /* subquery step when none is written; 1m */
+    bool no_tiers;            /* read raw chunks only (query/tier.c) */
 };
 
 /* Prometheus 2.42's defaults, as above. */
@@ -85,6 +86,9 @@ struct query_result {
     size_t nseries;
     struct query_series *series;
     uint64_t samples; /* samples read from storage, for the slow log */
+    /* What served the reads: bit 0 raw chunks, bit 1 + i downsampled
+     * tier i (tsdb_tiers_get).  0 when nothing was read. */
+    uint32_t resolutions;
 };
 
 /*

@@ -50,6 +50,7 @@ struct qctx {
     uint64_t samples;     /* samples read from storage */
     int64_t deadline_ns;  /* CLOCK_MONOTONIC; 0: none */
     int rc;               /* the code of the error in err, once one happened */
+    uint32_t resolutions; /* as in struct query_result */
 };
 
 /* Receives one series and owns it from then on, also on error. */
@@ -212,6 +213,18 @@ int ev_call_scalar(struct qctx *c, const struct query_node *n,
 /* Range-vector functions (rate(x[5m]), max_over_time(e[1h:1m]), ...). */
 int ev_call_range(struct qctx *c, const struct query_node *n,
                   const struct qgrid *g, qemit_fn emit, void *ectx);
+
+/* ---- tier.c: range functions answered from downsampled tiers ---- */
+
+/* The coarsest tier that can answer call fn over range argument m on grid
+ * g exactly (see tier.c); false: read raw samples. */
+bool qtier_pick(struct qctx *c, const char *fn, const struct query_node *m,
+                const struct qgrid *g, size_t *tier);
+/* Evaluates fn over m from tier's buckets, handing each series on as
+ * ev_call_range does. */
+int qtier_call(struct qctx *c, const char *fn, const struct query_node *m,
+               const struct qgrid *g, size_t tier, bool keep_name,
+               struct qmap *merge, qemit_fn emit, void *ectx);
 
 /* Time of step k of g. */
 static inline int64_t qgrid_at(const struct qgrid *g, size_t k)

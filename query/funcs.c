@@ -35,39 +35,20 @@ static double range_seconds(int64_t ms)
     return (double)whole + (double)rest_ns / 1e9;
 }
 
-/*
- * The shared body of rate, increase and delta.  Kept whole: it is one
- * formula whose steps only make sense together.
- */
-static bool extrapolated(const struct query_window *w, bool counter,
-                         bool per_second, double *out)
+bool query_extrapolate(const struct query_extrap *e, bool counter,
+                       bool per_second, double *out)
 {
-    size_t n = w->n;
-    double delta, to_start, to_end, sampled, avg, threshold, span, factor;
+    double delta = e->delta;
+    double to_start, to_end, sampled, avg, threshold, span, factor;
 
-    if (n < 2)
-        return false;
-    delta = w->v[n - 1] - w->v[0];
-
-    /* A drop means the counter restarted from 0: add what it had reached. */
-    if (counter) {
-        double prev = 0;
-
-        for (size_t i = 0; i < n; i++) {
-            if (w->v[i] < prev)
-                delta += prev;
-            prev = w->v[i];
-        }
-    }
-
-    to_start = (double)(w->t[0] - w->start) / 1000;
-    to_end = (double)(w->end - w->t[n - 1]) / 1000;
-    sampled = (double)(w->t[n - 1] - w->t[0]) / 1000;
-    avg = sampled / (double)(n - 1);
+    to_start = (double)(e->t0 - e->start) / 1000;
+    to_end = (double)(e->end - e->tn) / 1000;
+    sampled = (double)(e->tn - e->t0) / 1000;
+    avg = sampled / (double)(e->n - 1);
 
     /* A counter cannot have been below zero before its first sample. */
-    if (counter && delta > 0 && w->v[0] >= 0) {
-        double to_zero = sampled * (w->v[0] / delta);
+    if (counter && delta > 0 && e->v0 >= 0) {
+        double to_zero = sampled * (e->v0 / delta);
 
         if (to_zero < to_start)
             to_start = to_zero;
@@ -84,9 +65,39 @@ static bool extrapolated(const struct query_window *w, bool counter,
 
     factor = span / sampled;
     if (per_second)
-        factor /= range_seconds(w->end - w->start);
+        factor /= range_seconds(e->end - e->start);
     *out = delta * factor;
     return true;
+}
+
+/* The shared body of rate, increase and delta. */
+static bool extrapolated(const struct query_window *w, bool counter,
+                         bool per_second, double *out)
+{
+    size_t n = w->n;
+    struct query_extrap e;
+
+    if (n < 2)
+        return false;
+    e.delta = w->v[n - 1] - w->v[0];
+
+    /* A drop means the counter restarted from 0: add what it had reached. */
+    if (counter) {
+        double prev = 0;
+
+        for (size_t i = 0; i < n; i++) {
+            if (w->v[i] < prev)
+                e.delta += prev;
+            prev = w->v[i];
+        }
+    }
+    e.n = n;
+    e.t0 = w->t[0];
+    e.tn = w->t[n - 1];
+    e.v0 = w->v[0];
+    e.start = w->start;
+    e.end = w->end;
+    return query_extrapolate(&e, counter, per_second, out);
 }
 
 bool query_rate(const struct query_window *w, double *out)

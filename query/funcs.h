@@ -50,6 +50,23 @@ struct query_window {
  * rate divides by the range in seconds.  Fewer than two samples: false.
  */
 bool query_rate(const struct query_window *w, double *out);
+
+/*
+ * The extrapolation step of rate, increase and delta, from what a window
+ * gives it: n >= 2 samples, the first (t0, v0), the last's time tn, and
+ * delta (last - first, plus for counters the value before each reset,
+ * added in time order).  For readers that keep summaries, not samples
+ * (query/tier.c).  Always true.
+ */
+struct query_extrap {
+    size_t n;
+    int64_t t0, tn;
+    double v0;
+    double delta;
+    int64_t start, end; /* the window, as in struct query_window */
+};
+bool query_extrapolate(const struct query_extrap *e, bool counter,
+                       bool per_second, double *out);
 bool query_increase(const struct query_window *w, double *out);
 bool query_delta(const struct query_window *w, double *out);
 

@@ -100,6 +100,7 @@ static int range_source(struct qctx *c, const struct query_node *m, int64_t lo,
     int rc;
 
     if (m->kind == QUERY_NODE_MATRIX) {
+        c->resolutions |= 1;
         rc = sel_open(c, m->u.matrix.sel, lo - m->u.matrix.range_ms, hi, true,
                       &r);
         while (rc == TSDB_OK) {
@@ -396,7 +397,7 @@ int ev_call_range(struct qctx *c, const struct query_node *n,
     struct qmap m;
     const struct query_mods *mods;
     int64_t range;
-    size_t ai = 0;
+    size_t ai = 0, tier;
     int rc = TSDB_OK;
 
     memset(&x, 0, sizeof(x));
@@ -428,7 +429,10 @@ int ev_call_range(struct qctx *c, const struct query_node *n,
     if (!x.keep_name && x.any == NULL && ev_names_vary(x.arg))
         x.merge = &m;
     range_shape(x.arg, &range, &mods);
-    if (rc == TSDB_OK)
+    if (rc == TSDB_OK && qtier_pick(c, x.name, x.arg, g, &tier))
+        rc = qtier_call(c, x.name, x.arg, g, tier, x.keep_name, x.merge, emit,
+                        ectx);
+    else if (rc == TSDB_OK)
         rc = range_source(c, x.arg, ev_ref_time(c, mods, g->start),
                           ev_ref_time(c, mods, g->end), range_series, &x);
     if (rc == TSDB_OK && x.any != NULL)

@@ -40,6 +40,9 @@ static void usage(FILE *f)
         "  --listen HOST:PORT  HTTP address (default 127.0.0.1:9201)\n"
         "  --retention DUR     delete data older than DUR, e.g. 30d, 12h;\n"
         "                      0 keeps everything (default 0)\n"
+        "  --tiers LIST        downsampled tiers, widths ascending, each with\n"
+        "                      an optional retention: 5m:90d,1h:2y; 'none'\n"
+        "                      turns them off (default 5m,1h, kept forever)\n"
         "  --wal-sync DUR      fsync the write-ahead log and the StatsD\n"
         "                      journal this often; 0 syncs every write\n"
         "                      (default 1s).  Writes survive a crash of the\n"
@@ -131,6 +134,37 @@ static bool parse_duration(const char *s, int64_t *ms)
     }
     *ms = total;
     return true;
+}
+
+/* Parses --tiers: "none", or "W[:R],..." with durations W > 0 ascending
+ * and R a retention (0 keeps all).  Checked again by tsdb_open. */
+static bool parse_tiers(const char *s, struct tsdb_options *o)
+{
+    char buf[256], *save = NULL, *item;
+
+    o->ntiers = 0;
+    if (strcmp(s, "none") == 0)
+        return true;
+    if (strlen(s) >= sizeof(buf))
+        return false;
+    strcpy(buf, s);
+    for (item = strtok_r(buf, ",", &save); item;
+         item = strtok_r(NULL, ",", &save)) {
+        struct tsdb_tier_spec *t = &o->tiers[o->ntiers];
+        char *colon = strchr(item, ':');
+
+        if (o->ntiers == TSDB_TIERS_MAX)
+            return false;
+        if (colon)
+            *colon = '\0';
+        t->retention_ms = 0;
+        if (!parse_duration(item, &t->width_ms) || t->width_ms <= 0 ||
+            (colon && !parse_duration(colon + 1, &t->retention_ms)) ||
+            (o->ntiers > 0 && t->width_ms <= o->tiers[o->ntiers - 1].width_ms))
+            return false;
+        o->ntiers++;
+    }
+    return o->ntiers > 0;
 }
 
 static bool parse_size(const char *s, uint64_t *out)
@@ -276,6 +310,7 @@ static int parse_flags(int argc, char **argv, struct config *c)
         {"data", required_argument, NULL, 'd'},
         {"listen", required_argument, NULL, 'l'},
         {"retention", required_argument, NULL, 'r'},
+        {"tiers", required_argument, NULL, 'D'},
         {"wal-sync", required_argument, NULL, 'w'},
         {"max-series", required_argument, NULL, 's'},
         {"map-size", required_argument, NULL, 'm'},
@@ -371,6 +406,12 @@ static int parse_flags(int argc, char **argv, struct config *c)
             if (!tsdb_log_parse_level(optarg, &tsdb_log_level))
                 return bad_flag("--log-level", optarg,
                                 "error, warn, info or debug");
+            break;
+        case 'D':
+            if (!parse_tiers(optarg, o))
+                return bad_flag("--tiers", optarg,
+                                "none, or widths ascending with optional "
+                                "retentions, like 5m:90d,1h:2y");
             break;
         case 'h':
             usage(stdout);

@@ -28,6 +28,7 @@
 #include "tsdb/db_internal.h"
 #include "tsdb/format.h"
 #include "tsdb/log.h"
+#include "tsdb/tier.h"
 
 #define WAL_SEGMENT_MAX (128u << 20)
 
@@ -42,6 +43,13 @@ void tsdb_options_init(struct tsdb_options *o)
     o->flush_interval_ms = 1000;
     o->checkpoint_interval_ms = 300000;
     o->max_series = 5000000;
+    o->ntiers = 2;
+    o->tiers[0] = (struct tsdb_tier_spec){5 * 60 * 1000, 0};
+    o->tiers[1] = (struct tsdb_tier_spec){3600 * 1000, 0};
+    /* Longer than common scrape intervals, so that a series is rarely
+     * behind the horizon (which costs it a raw re-read at every pass). */
+    o->tier_settle_ms = 5 * 60 * 1000;
+    o->tier_interval_ms = 10 * 1000;
 }
 
 static int64_t now_ms(void)
@@ -227,7 +235,7 @@ static int open_env(struct tsdb *db)
         flags |= MDB_RDONLY;
     rc = mdb_env_create(&db->env);
     if (rc == MDB_SUCCESS)
-        rc = mdb_env_set_maxdbs(db->env, 8);
+        rc = mdb_env_set_maxdbs(db->env, 16);
     if (rc == MDB_SUCCESS)
         rc = mdb_env_set_mapsize(db->env, db->opt.map_size);
     if (rc == MDB_SUCCESS)
@@ -258,6 +266,15 @@ static int open_dbs(struct tsdb *db)
         rc = mdb_dbi_open(txn, TSDB_DB_CHUNKS, create, &db->chunks);
     if (rc == MDB_SUCCESS)
         rc = mdb_dbi_open(txn, TSDB_DB_HEAD, create, &db->headdb);
+    /* Folders from before the tiers get an empty one; read-only handles
+     * of such a folder go without. */
+    if (rc == MDB_SUCCESS) {
+        rc = mdb_dbi_open(txn, TSDB_DB_TIERS, create, &db->tiers);
+        if (rc == MDB_NOTFOUND && db->opt.read_only) {
+            db->opt.ntiers = 0;
+            rc = MDB_SUCCESS;
+        }
+    }
     rc = tsdb_mdb_error(rc);
     if (rc == TSDB_OK)
         rc = tsdb_index_open(&db->index, txn);
@@ -366,6 +383,10 @@ int tsdb_open(const struct tsdb_options *o, struct tsdb **out)
     /* After replay, so that the index holds every series to count. */
     if (rc == TSDB_OK)
         rc = tsdb_guard_open(db);
+    if (rc == TSDB_OK)
+        rc = tier_open(db);
+    if (rc == TSDB_OK)
+        rc = tier_start(db);
     if (rc != TSDB_OK)
         goto fail;
     atomic_store(&db->chunk_bytes, (int64_t)stored_chunk_bytes(db));
@@ -406,6 +427,7 @@ int tsdb_close(struct tsdb *db)
 
     if (!db)
         return TSDB_OK;
+    tier_close(db);
     if (db->maint_running) {
         pthread_mutex_lock(&db->maint_lock);
         db->stopping = true;

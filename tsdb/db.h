@@ -32,6 +32,15 @@
 
 struct tsdb;
 
+/* At most this many downsampled tiers (see "downsampled tiers" below). */
+#define TSDB_TIERS_MAX 4
+
+/* One downsampled tier: bucket width and how long its buckets are kept. */
+struct tsdb_tier_spec {
+    int64_t width_ms;     /* > 0; buckets (end - width, end], end % width 0 */
+    int64_t retention_ms; /* 0 keeps every bucket */
+};
+
 struct tsdb_options {
     const char *dir;            /* data folder; created if missing */
     size_t map_size;            /* LMDB map size, bytes (default 64 GiB) */
@@ -45,6 +54,12 @@ struct tsdb_options {
     bool read_only;             /* readers beside a running writer */
     bool compact_on_close;      /* rewrite the LMDB file compactly at close */
     const char *guard_file;     /* cardinality rules (guard.h); read at open */
+    /* Downsampled tiers: widths ascending, each coarser than the last;
+     * ntiers 0 disables them.  Default 5m and 1h, kept forever. */
+    size_t ntiers;
+    struct tsdb_tier_spec tiers[TSDB_TIERS_MAX];
+    int64_t tier_settle_ms; /* horizon trails the newest sample by this */
+    int tier_interval_ms;   /* how often the downsampler runs */
 };
 
 /* Fills o with the defaults documented in storage-format.md "Limits". */
@@ -191,6 +206,90 @@ int tsdb_label_values(struct tsdb *db, const char *name,
                       struct tsdb_matcher *ms, size_t n,
                       int (*fn)(void *ctx, const char *s, size_t len),
                       void *ctx);
+
+/* ---- downsampled tiers ----
+ *
+ * Every series is also summarised per tier into buckets of width w:
+ * bucket (end - w, end], end a multiple of w since the epoch, stamped at
+ * end.  A background downsampler stores the buckets of every series up to
+ * a per-tier horizon H; a tier read gives the stored buckets with end <= H
+ * and summarises raw samples on the fly past H, so a read is right at once
+ * after a write.  Layout and semantics: storage-format.md "tiers".
+ */
+
+/*
+ * The summary of one series' samples in one bucket.  Stale markers are
+ * not counted.  min and max are those of the non-NaN values, NaN if every
+ * value was NaN (Prometheus's max_over_time rule).  resets is the sum of
+ * the previous value at every decrease between consecutive samples of the
+ * bucket (what rate() adds back for counter resets).
+ */
+struct tsdb_bucket {
+    int64_t end;
+    uint64_t count;
+    double sum;      /* compensated (Neumaier) sum of the values */
+    double sum_comp; /* its compensation still to add; 0 when read back */
+    double min, max;
+    int64_t first_t, last_t;
+    double first_v, last_v;
+    double resets;
+};
+
+/* The tier table as configured: *n tiers into specs (room for
+ * TSDB_TIERS_MAX), widths ascending. */
+void tsdb_tiers_get(struct tsdb *db, struct tsdb_tier_spec *specs, size_t *n);
+
+/*
+ * The earliest bucket end that tier i still holds for certain: buckets
+ * ending before it may have gone to the tier's retention.  INT64_MIN when
+ * the tier keeps everything.
+ */
+int64_t tsdb_tier_oldest(struct tsdb *db, size_t i);
+
+/*
+ * Brings every tier's horizon up to date now, in the calling thread:
+ * for tests and tools; the server's downsampler does the same in the
+ * background.  TSDB_OK, TSDB_ENOMEM, TSDB_EIO, TSDB_EMAPFULL.
+ */
+int tsdb_tiers_build(struct tsdb *db);
+
+struct tsdb_tier_query;
+
+/*
+ * Selects the series matching ms[0..n) (n >= 1) with buckets of tier i
+ * whose end lies in [mint, maxt].  Like tsdb_query_open, it holds an LMDB
+ * snapshot and a copy of the head.  Returns TSDB_OK with *out (free with
+ * tsdb_tier_query_close), TSDB_EINVAL (bad tier or n == 0), TSDB_ENOMEM
+ * or TSDB_EIO.
+ */
+int tsdb_tier_query_open(struct tsdb *db, size_t i, struct tsdb_matcher *ms,
+                         size_t n, int64_t mint, int64_t maxt,
+                         struct tsdb_tier_query **out);
+
+/*
+ * The next series, ascending by label set, with its buckets in ascending
+ * end order (only buckets with count > 0).  *labels and *b are borrowed
+ * until the next call or close.  Returns TSDB_OK, TSDB_ENOTFOUND past the
+ * last, TSDB_ECORRUPT (logged with series and block), TSDB_ENOMEM.
+ */
+int tsdb_tier_query_next(struct tsdb_tier_query *q,
+                         const struct tsdb_labels **labels,
+                         const struct tsdb_bucket **b, size_t *n);
+
+void tsdb_tier_query_close(struct tsdb_tier_query *q);
+
+/* Per-tier figures for /metrics. */
+struct tsdb_tier_stats {
+    int64_t width_ms;
+    int64_t horizon; /* stored buckets end at or before this; INT64_MIN */
+    uint64_t bytes;  /* block values stored now */
+    uint64_t buckets_written;
+    uint64_t reads; /* tier queries opened */
+};
+
+/* Fills st[0..*n) for the configured tiers. */
+void tsdb_tier_stats_get(struct tsdb *db, struct tsdb_tier_stats *st,
+                         size_t *n);
 
 /* ---- maintenance and figures ---- */
 

@@ -29,6 +29,7 @@ struct tsdb {
     MDB_dbi meta;
     MDB_dbi chunks; /* storage-format.md "chunks" */
     MDB_dbi headdb; /* storage-format.md "head" */
+    MDB_dbi tiers;  /* storage-format.md "tiers" */
     struct tsdb_index index;
 
     struct head head;
@@ -57,6 +58,7 @@ struct tsdb {
     atomic_uint_fast64_t flush_buckets[TSDB_FLUSH_NBUCKETS];
 
     struct tsdb_guard *guard; /* cardinality rules and counts (guard.c) */
+    struct tier_state *tier;  /* downsampled tiers (tier_build.c); NULL off */
 
     /* The commit observer (tsdb_set_commit_observer).  observe_lock is
      * taken before head_lock by an observed commit and held until the

@@ -13,6 +13,7 @@
 #define TSDB_DB_META   "meta"
 #define TSDB_DB_CHUNKS "chunks"
 #define TSDB_DB_HEAD   "head"
+#define TSDB_DB_TIERS  "tiers" /* "tiers" */
 
 /* "meta": keys of the meta database. */
 #define TSDB_META_VERSION "format_version"

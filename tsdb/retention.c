@@ -19,6 +19,7 @@
 #include "tsdb/db_internal.h"
 #include "tsdb/format.h"
 #include "tsdb/log.h"
+#include "tsdb/tier.h"
 
 #define DELETES_PER_TXN 1000
 #define SCANS_PER_TXN   20000
@@ -124,7 +125,10 @@ static bool has_data(struct tsdb *db, MDB_txn *txn, MDB_cursor *cur,
         return true;
     k = (MDB_val){8, key};
     put_be64(key, sid);
-    return mdb_get(txn, db->headdb, &k, &v) == MDB_SUCCESS;
+    if (mdb_get(txn, db->headdb, &k, &v) == MDB_SUCCESS)
+        return true;
+    /* A tier kept longer than raw data still answers for the series. */
+    return tier_has_data(db, txn, sid);
 }
 
 /*

@@ -194,6 +194,24 @@ static void test_error_kinds_map_to_prometheus_codes(void **state)
     assert_string_equal(type, "internal");
 }
 
+/* X-Tsdb-Resolution: raw, a tier's width, or the list of both. */
+static void test_resolution_names_each_source(void **state)
+{
+    static const int64_t widths[] = {300000, 3600000, 86400000, 90000};
+    char out[64];
+
+    (void)state;
+    http_query_resolution(0, widths, 4, out, sizeof(out));
+    assert_string_equal(out, "raw");
+    http_query_resolution(1, widths, 4, out, sizeof(out));
+    assert_string_equal(out, "raw");
+    http_query_resolution(1u << 2, widths, 4, out, sizeof(out));
+    assert_string_equal(out, "1h");
+    http_query_resolution(1 | 1u << 1 | 1u << 3 | 1u << 4, widths, 4, out,
+                          sizeof(out));
+    assert_string_equal(out, "raw, 5m, 1d, 90s");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -202,6 +220,7 @@ int main(void)
         cmocka_unit_test(test_floats_are_shortest_and_exact),
         cmocka_unit_test(test_result_json_of_each_type),
         cmocka_unit_test(test_error_kinds_map_to_prometheus_codes),
+        cmocka_unit_test(test_resolution_names_each_source),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

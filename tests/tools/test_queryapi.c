@@ -131,6 +131,58 @@ static void test_instant_and_range_queries(void **state)
                "{\"resultType\":\"string\",\"result\":[4,\"foo\"]}");
 }
 
+/* The body of a reply to GET path, with its X-Tsdb-Resolution header. */
+static char *resolution_of(struct server *s, const char *path, const char *want)
+{
+    struct reply r;
+    char header[64], *body;
+
+    assert_int_equal(get(s->port, path, &r), 200);
+    snprintf(header, sizeof(header), "X-Tsdb-Resolution: %s\r\n", want);
+    contains(r.text, header);
+    body = strdup(r.body);
+    reply_free(&r);
+    return body;
+}
+
+/* A range function on a 5-minute grid is read from the 5m tier (here
+ * summarised on the fly: no pass has run yet); tiers=false reads raw
+ * chunks, by GET and by POST form, with the same answer. */
+static void test_resolution_header_and_tiers_param(void **state)
+{
+    struct server *s = *state;
+    static const char q[] =
+        "/api/v1/query_range?query=sum_over_time(req_total%5B5m%5D)"
+        "&start=1700000100&end=1700000400&step=300";
+    static const char form[] = "query=sum_over_time(req_total%5B5m%5D)"
+                               "&start=1700000100&end=1700000400&step=300"
+                               "&tiers=false";
+    char path[256], *tier, *raw;
+    struct reply r;
+
+    tier = resolution_of(s, q, "5m");
+    snprintf(path, sizeof(path), "%s&tiers=false", q);
+    raw = resolution_of(s, path, "raw");
+    assert_string_equal(tier, raw);
+    contains(tier, "[1700000100,\"84\"]");
+    assert_int_equal(
+        post(s->port, "/api/v1/query_range", FORM, form, strlen(form), &r),
+        200);
+    contains(r.text, "X-Tsdb-Resolution: raw\r\n");
+    assert_string_equal(r.body, raw);
+    reply_free(&r);
+    free(tier);
+    free(raw);
+
+    /* Not on the grid: raw. */
+    free(resolution_of(s,
+                       "/api/v1/query?query=rate(req_total%5B5m%5D)"
+                       "&time=1700000101",
+                       "raw"));
+    expect_get(s, "/api/v1/query?query=1&tiers=maybe", 400,
+               "invalid parameter \\\"tiers\\\"");
+}
+
 static void test_parameter_errors_use_prometheus_texts(void **state)
 {
     struct server *s = *state;
@@ -298,6 +350,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_instant_and_range_queries),
+        cmocka_unit_test(test_resolution_header_and_tiers_param),
         cmocka_unit_test(test_parameter_errors_use_prometheus_texts),
         cmocka_unit_test(test_series_labels_and_values),
         cmocka_unit_test(test_probes_grafana_makes),

@@ -693,6 +693,10 @@ static void test_tsdbd_refuses_bad_flags_and_busy_folder(void **state)
         {"--statsd-buckets", "1,0.5", NULL},
         {"--statsd-buckets", "0.1,inf", NULL},
         {"--statsd-buckets", "", NULL},
+        {"--tiers", "1h,5m", NULL},
+        {"--tiers", "5m:forever", NULL},
+        {"--tiers", "", NULL},
+        {"--tiers", "5m,10m,15m,1h,1d", NULL},
     };
     char *dir = test_tmpdir("tsdbd-flags");
     char listen[32];
