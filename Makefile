@@ -15,14 +15,15 @@ DATA    ?= data
 LISTEN  ?= 127.0.0.1:9201
 
 # One object list per module folder; dependencies point one way:
-# tools -> http -> rollup -> query, statsd -> tsdb.
+# tools -> http -> rollup, anomaly -> query, statsd -> tsdb.
 TSDB_SRC   := $(wildcard tsdb/*.c)
 STATSD_SRC := $(wildcard statsd/*.c)
 QUERY_SRC  := $(wildcard query/*.c)
 ROLLUP_SRC := $(wildcard rollup/*.c)
+ANOMALY_SRC := $(wildcard anomaly/*.c)
 HTTP_SRC   := $(wildcard http/*.c)
 LIB_SRC    := $(TSDB_SRC) $(STATSD_SRC) $(QUERY_SRC) $(ROLLUP_SRC) \
-              $(HTTP_SRC)
+              $(ANOMALY_SRC) $(HTTP_SRC)
 TEST_SRC := $(wildcard tests/*/test_*.c)
 TOOLS    := tsdbd tsdb-bench tsdb-check tsdb-dump tsdb-compact tsdb-load
 
