@@ -25,7 +25,8 @@ HTTP_SRC   := $(wildcard http/*.c)
 LIB_SRC    := $(TSDB_SRC) $(STATSD_SRC) $(QUERY_SRC) $(ROLLUP_SRC) \
               $(ANOMALY_SRC) $(HTTP_SRC)
 TEST_SRC := $(wildcard tests/*/test_*.c)
-TOOLS    := tsdbd tsdb-bench tsdb-check tsdb-dump tsdb-compact tsdb-load
+TOOLS    := tsdbd tsdb-bench tsdb-check tsdb-dump tsdb-compact tsdb-load \
+            tsdb-replay
 
 REL_OBJ  := $(LIB_SRC:%.c=build/obj/%.o)
 SAN_OBJ  := $(LIB_SRC:%.c=build/asan/obj/%.o)

@@ -37,9 +37,10 @@ void http_metrics_init(struct http_metrics *m)
 const char *http_endpoint_name(enum http_endpoint ep)
 {
     static const char *const names[HTTP_EP_COUNT] = {
-        "metrics", "healthy",      "ready",    "import",      "export",
-        "statsd",  "status",       "query",    "query_range", "series",
-        "labels",  "label_values", "api_meta", "rollups", "other"};
+        "metrics",     "healthy", "ready",     "import",
+        "export",      "statsd",  "status",    "query",
+        "query_range", "series",  "labels",    "label_values",
+        "api_meta",    "rollups", "detectors", "other"};
 
     return (unsigned)ep < HTTP_EP_COUNT ? names[ep] : "other";
 }

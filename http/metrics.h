@@ -55,6 +55,7 @@ enum http_endpoint {
     HTTP_EP_LABEL_VALUES,
     HTTP_EP_API_META, /* metadata, buildinfo and the empty answers */
     HTTP_EP_ROLLUPS,
+    HTTP_EP_DETECTORS,
     HTTP_EP_OTHER,
     HTTP_EP_COUNT
 };

@@ -52,14 +52,4 @@ int http_params_parse_form(struct http_params *ps, const char *body,
 /* The first value of name, or NULL; borrowed until ps is released. */
 const char *http_params_get(const struct http_params *ps, const char *name);
 
-/*
- * Parses a time parameter as Prometheus does: Unix seconds as a decimal
- * float (negative and exponent forms accepted; the fraction rounded to
- * whole milliseconds, halves away from zero), else RFC 3339 with an
- * optional fraction (cut to milliseconds) and a Z or +-HH:MM zone.
- * Returns TSDB_OK with *ms, or TSDB_EINVAL (also for a time outside the
- * int64 millisecond range).
- */
-int http_parse_time(const char *s, int64_t *ms);
-
 #endif

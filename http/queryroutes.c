@@ -14,6 +14,7 @@
 #include "http/json.h"
 #include "http/queryapi.h"
 #include "http/request.h"
+#include "query/duration.h"
 #include "query/ast.h"
 #include "query/parse.h"
 #include "tsdb/labels.h"
@@ -206,7 +207,7 @@ int http_query_end(struct http_req *r)
     q = http_params_get(&ps, "query");
     q = q ? q : "";
     tv = http_params_get(&ps, "time");
-    if (tv && *tv && http_parse_time(tv, &t) != TSDB_OK) {
+    if (tv && *tv && query_parse_time(tv, &t) != TSDB_OK) {
         rc = http_reply_error(r, 400, "bad_data",
                               "invalid parameter \"time\": Invalid time value "
                               "for 'time': cannot parse \"%s\" to a valid "
@@ -230,7 +231,7 @@ static bool required_time(struct http_req *r, const struct http_params *ps,
 {
     const char *v = http_params_get(ps, name);
 
-    if (v != NULL && http_parse_time(v, ms) == TSDB_OK)
+    if (v != NULL && query_parse_time(v, ms) == TSDB_OK)
         return true;
     *rc = http_reply_error(r, 400, "bad_data",
                            "invalid parameter \"%s\": cannot parse \"%s\" to "

@@ -10,6 +10,7 @@
 #include <strings.h>
 
 #include "http/json.h"
+#include "query/duration.h"
 
 /* Queues resp, and notes the status for the metrics and the log. */
 static int queue(struct http_req *r, unsigned status, struct MHD_Response *resp,
@@ -53,6 +54,24 @@ int http_reply_json(struct http_req *r, unsigned status, struct http_buf *b)
     if (!resp)
         free(p);
     return queue(r, status, resp, "application/json");
+}
+
+int http_reply_data(struct http_req *r, const char *data)
+{
+    struct http_buf b;
+    int rc;
+
+    http_buf_init(&b, strlen(data) + 64);
+    http_buf_puts(&b, "{\"status\":\"success\",\"data\":");
+    http_buf_puts(&b, data);
+    http_buf_puts(&b, "}\n");
+    if (b.err != TSDB_OK) {
+        http_buf_release(&b);
+        return http_reply_error(r, 500, "internal", "out of memory");
+    }
+    rc = http_reply_json(r, 200, &b);
+    http_buf_release(&b);
+    return rc;
 }
 
 int http_reply_error(struct http_req *r, unsigned status, const char *type,
@@ -131,7 +150,7 @@ int http_req_time_param(struct http_req *r, const struct http_params *ps,
 {
     const char *v = http_params_get(ps, name);
 
-    if (!v || !*v || http_parse_time(v, ms) == TSDB_OK)
+    if (!v || !*v || query_parse_time(v, ms) == TSDB_OK)
         return TSDB_OK;
     *answered = true;
     if (prometheus_text)

@@ -21,6 +21,7 @@
 #include "http/params.h"
 #include "http/router.h"
 #include "http/selector.h"
+#include "anomaly/engine.h"
 #include "rollup/rollup.h"
 #include "http/statsd.h"
 #include "query/eval.h"
@@ -30,8 +31,9 @@
  * the atomic metrics. */
 struct http_env {
     struct tsdb *db;
-    struct http_statsd *statsd; /* NULL: POST /api/v1/statsd answers 503 */
+    struct http_statsd *statsd;    /* NULL: POST /api/v1/statsd answers 503 */
     struct rollup_engine *rollups; /* NULL: /api/v1/rollups answers 503 */
+    struct anomaly_engine *detectors; /* NULL: detector endpoints 503 */
     struct http_metrics metrics;
     size_t max_body;          /* BUFFER routes, bytes */
     uint64_t max_import_body; /* STREAM routes, bytes; 0: no limit */
@@ -74,6 +76,9 @@ int http_reply(struct http_req *r, unsigned status, const char *type,
 
 /* Queues b's bytes as a JSON answer, taking them (b is left empty). */
 int http_reply_json(struct http_req *r, unsigned status, struct http_buf *b);
+
+/* Queues 200 {"status":"success","data":DATA}, data being JSON text. */
+int http_reply_data(struct http_req *r, const char *data);
 
 /* Queues the JSON error envelope; msg is printf-formatted. */
 int http_reply_error(struct http_req *r, unsigned status, const char *type,

@@ -16,25 +16,6 @@ static int unavailable(struct http_req *r)
                             "rollups are not enabled on this server");
 }
 
-/* Wraps data (JSON text) in the success envelope. */
-static int reply_data(struct http_req *r, const char *data)
-{
-    struct http_buf b;
-    int rc;
-
-    http_buf_init(&b, strlen(data) + 64);
-    http_buf_puts(&b, "{\"status\":\"success\",\"data\":");
-    http_buf_puts(&b, data);
-    http_buf_puts(&b, "}\n");
-    if (b.err) {
-        http_buf_release(&b);
-        return http_reply_error(r, 500, "internal", "out of memory");
-    }
-    rc = http_reply_json(r, 200, &b);
-    http_buf_release(&b);
-    return rc;
-}
-
 int http_rollups_list_end(struct http_req *r)
 {
     char *list;
@@ -45,7 +26,7 @@ int http_rollups_list_end(struct http_req *r)
     list = rollup_list_json(r->env->rollups);
     if (list == NULL)
         return http_reply_error(r, 500, "internal", "out of memory");
-    rc = reply_data(r, list);
+    rc = http_reply_data(r, list);
     free(list);
     return rc;
 }

@@ -34,6 +34,7 @@
 #include "http/queryroutes.h"
 #include "http/request.h"
 #include "http/selector.h"
+#include "http/detectors.h"
 #include "http/rollups.h"
 #include "http/statsd.h"
 #include "tsdb/status.h"
@@ -74,6 +75,8 @@ static int metrics_end(struct http_req *r)
         rc = http_statsd_render(r->env->statsd, &b);
     if (rc == TSDB_OK && r->env->rollups)
         rc = http_rollups_render(r->env->rollups, &b);
+    if (rc == TSDB_OK && r->env->detectors)
+        rc = http_detectors_render(r->env->detectors, &b);
     if (rc == TSDB_OK)
         rc = http_reply(r, 200, TEXT_FORMAT, b.p, b.len);
     http_buf_release(&b);
@@ -463,6 +466,14 @@ static const struct http_route routes[] = {
      NULL, http_rollups_put_end},
     {"/api/v1/rollups/*", HTTP_DELETE, HTTP_EP_ROLLUPS, HTTP_BODY_NONE, NULL,
      NULL, http_rollups_delete_end},
+    {"/api/v1/detectors", HTTP_GET, HTTP_EP_DETECTORS, HTTP_BODY_NONE, NULL,
+     NULL, http_detectors_list_end},
+    {"/api/v1/detectors/*", HTTP_PUT, HTTP_EP_DETECTORS, HTTP_BODY_BUFFER, NULL,
+     NULL, http_detectors_put_end},
+    {"/api/v1/detectors/*", HTTP_DELETE, HTTP_EP_DETECTORS, HTTP_BODY_NONE,
+     NULL, NULL, http_detectors_delete_end},
+    {"/api/v1/anomalies", HTTP_GET, HTTP_EP_DETECTORS, HTTP_BODY_NONE, NULL,
+     NULL, http_anomalies_end},
 };
 
 const struct http_route *http_routes(size_t *n)

@@ -19,6 +19,8 @@
  *        /api/v1/status/buildinfo, /api/v1/rules, /api/v1/alerts
  *   GET  /api/v1/rollups, PUT and DELETE /api/v1/rollups/NAME
  *                                   rollup rules (rollups.h)
+ *   GET  /api/v1/detectors, PUT and DELETE /api/v1/detectors/NAME,
+ *   GET  /api/v1/anomalies          detectors and events (detectors.h)
  */
 #ifndef HTTP_ROUTES_H
 #define HTTP_ROUTES_H

@@ -334,6 +334,7 @@ int http_server_start(struct tsdb *db, const struct http_server_options *o,
     s->env.db = db;
     s->env.statsd = o->statsd;
     s->env.rollups = o->rollups;
+    s->env.detectors = o->detectors;
     s->env.max_body = o->max_body;
     s->env.max_import_body = o->max_import_body;
     s->env.import_batch = o->import_batch;

@@ -42,6 +42,7 @@
 #include <stdint.h>
 
 #include "http/statsd.h"
+#include "anomaly/engine.h"
 #include "rollup/rollup.h"
 #include "tsdb/db.h"
 
@@ -60,6 +61,8 @@ struct http_server_options {
     /* Rollup rules, borrowed until http_server_stop; NULL: the
      * /api/v1/rollups endpoints answer 503. */
     struct rollup_engine *rollups;
+    /* Detectors, borrowed likewise; NULL: their endpoints answer 503. */
+    struct anomaly_engine *detectors;
 };
 
 /* Defaults: 127.0.0.1:9201, 4 threads, max_body 64 MiB, no import body

@@ -1,7 +1,8 @@
 /*
- * PromQL durations as text: "1h30m", "5m", "250ms".  Used by the parser's
- * printer, the HTTP API's duration parameters and the rollup rules, whose
- * output names carry their interval.  Pure code.
+ * PromQL durations as text ("1h30m", "5m", "250ms") and times as the
+ * Prometheus API takes them.  Used by the parser's printer, the HTTP API's
+ * parameters, rollup rules (whose output names carry their interval) and
+ * detectors.  Pure code.
  */
 #ifndef QUERY_DURATION_H
 #define QUERY_DURATION_H
@@ -22,5 +23,15 @@ int query_parse_duration(const char *s, int64_t *ms);
  * first, y and w only when they divide it exactly, "0s" for zero.  False
  * for a negative ms. */
 bool query_format_duration(char out[QUERY_DURATION_MAX], int64_t ms);
+
+/*
+ * Parses a time as Prometheus's API does: Unix seconds as a decimal float
+ * (negative and exponent forms accepted; the fraction rounded to whole
+ * milliseconds, halves away from zero), else RFC 3339 with an optional
+ * fraction (cut to milliseconds) and a Z or +-HH:MM zone.  Returns TSDB_OK
+ * with *ms, or TSDB_EINVAL (also for a time outside the int64 millisecond
+ * range).
+ */
+int query_parse_time(const char *s, int64_t *ms);
 
 #endif

@@ -22,6 +22,7 @@
 
 #include "http/server.h"
 #include "http/statsd.h"
+#include "anomaly/engine.h"
 #include "rollup/rollup.h"
 #include "statsd/sink.h"
 #include "statsd/statsd.h"
@@ -92,6 +93,9 @@ static void usage(FILE *f)
         "  --rollups FILE      rollup rules, a JSON object of rules by name\n"
         "                      (README); they replace stored rules of the same\n"
         "                      name, and a bad file stops the start\n"
+        "  --detectors FILE    anomaly detectors, a JSON object of detectors\n"
+        "                      by name (README); they replace stored ones of\n"
+        "                      the same name, and a bad file stops the start\n"
         "  --no-compact        skip rewriting the LMDB file with full pages\n"
         "                      at shutdown (it takes time in proportion to\n"
         "                      the file; tsdb-compact DIR does it later)\n"
@@ -245,9 +249,10 @@ struct config {
     struct http_server_options http;
     struct statsd_options statsd;
     struct http_statsd_options flush;
-    const char *limits_file;  /* NULL: no cardinality rules */
-    const char *rollups_file; /* NULL: only the rules of the state file */
-    const char *statsd_udp;   /* NULL: no UDP */
+    const char *limits_file;    /* NULL: no cardinality rules */
+    const char *rollups_file;   /* NULL: only the rules of the state file */
+    const char *detectors_file; /* NULL: only the stored detectors */
+    const char *statsd_udp;     /* NULL: no UDP */
     double buckets[STATSD_MAX_BUCKETS];
 };
 
@@ -294,6 +299,9 @@ static int parse_statsd_flag(int opt, struct config *c)
     case 'R':
         c->rollups_file = optarg;
         return -1;
+    case 'D':
+        c->detectors_file = optarg;
+        return -1;
     }
     usage(stderr);
     return 2;
@@ -327,6 +335,7 @@ static int parse_flags(int argc, char **argv, struct config *c)
         {"statsd-udp", required_argument, NULL, 'u'},
         {"limits-file", required_argument, NULL, 'g'},
         {"rollups", required_argument, NULL, 'R'},
+        {"detectors", required_argument, NULL, 'D'},
         {"log-level", required_argument, NULL, 'v'},
         {"no-compact", no_argument, NULL, 'c'},
         {"help", no_argument, NULL, 'h'},
@@ -466,6 +475,7 @@ struct server {
     struct http_server *http;
     struct statsd_udp *udp;
     struct rollup_engine *rollups;
+    struct anomaly_engine *detectors;
 };
 
 /* The rollup rules, before any write: their recovery reads what is
@@ -483,6 +493,29 @@ static int start_rollups(struct server *sv, const struct config *c)
             log_error("rollups: %s", err);
         else
             log_error("rollups: %s", tsdb_strerror(rc));
+        return 1;
+    }
+    return 0;
+}
+
+/* The detectors, whose scheduler evaluates with the query limits of the
+ * HTTP API. */
+static int start_detectors(struct server *sv, const struct config *c)
+{
+    struct query_opts qo;
+    char err[1024];
+    int rc;
+
+    query_opts_init(&qo);
+    qo.timeout_ms = c->http.query_timeout_ms;
+    qo.max_samples = c->http.query_max_samples;
+    rc = anomaly_open(sv->db, &qo, c->db.dir, c->detectors_file, &sv->detectors,
+                      err, sizeof(err));
+    if (rc != TSDB_OK) {
+        if (rc == TSDB_EINVAL || rc == TSDB_EIO)
+            log_error("detectors: %s", err);
+        else
+            log_error("detectors: %s", tsdb_strerror(rc));
         return 1;
     }
     return 0;
@@ -531,7 +564,10 @@ static int start_services(struct server *sv, struct config *c)
         return 1;
     }
     c->http.statsd = sv->flusher;
+    if (start_detectors(sv, c) != 0)
+        return 1;
     c->http.rollups = sv->rollups;
+    c->http.detectors = sv->detectors;
     if (http_server_start(sv->db, &c->http, &sv->http, err, sizeof(err)) !=
         TSDB_OK) {
         log_error("%s", err);
@@ -564,6 +600,7 @@ static int stop(struct server *sv)
     http_statsd_free(sv->flusher);
     statsd_close(sv->sd);
     statsd_tsdb_sink_release(&sv->sink_state);
+    anomaly_close(sv->detectors);
     rollup_close(sv->rollups);
     if (sv->db) {
         rc = tsdb_close(sv->db);

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "http/params.h"
+#include "query/duration.h"
 
 static void test_params_form_decoding(void **state)
 {
@@ -63,7 +64,7 @@ static int64_t t(const char *s)
 {
     int64_t ms = 0;
 
-    if (http_parse_time(s, &ms) != TSDB_OK) {
+    if (query_parse_time(s, &ms) != TSDB_OK) {
         print_error("time '%s' refused\n", s);
         fail();
     }
@@ -86,14 +87,15 @@ static void test_params_unix_seconds(void **state)
     assert_int_equal(t("1.5E3"), 1500000);
     assert_int_equal(t(".5"), 500);
     assert_int_equal(t("5."), 5000);
-    assert_int_equal(http_parse_time("", &ms), TSDB_EINVAL);
-    assert_int_equal(http_parse_time("abc", &ms), TSDB_EINVAL);
-    assert_int_equal(http_parse_time("NaN", &ms), TSDB_EINVAL);
-    assert_int_equal(http_parse_time("Inf", &ms), TSDB_EINVAL);
-    assert_int_equal(http_parse_time("0x10", &ms), TSDB_EINVAL);
-    assert_int_equal(http_parse_time(" 1", &ms), TSDB_EINVAL);
-    assert_int_equal(http_parse_time("1e300", &ms), TSDB_EINVAL);
-    assert_int_equal(http_parse_time("99999999999999999999", &ms), TSDB_EINVAL);
+    assert_int_equal(query_parse_time("", &ms), TSDB_EINVAL);
+    assert_int_equal(query_parse_time("abc", &ms), TSDB_EINVAL);
+    assert_int_equal(query_parse_time("NaN", &ms), TSDB_EINVAL);
+    assert_int_equal(query_parse_time("Inf", &ms), TSDB_EINVAL);
+    assert_int_equal(query_parse_time("0x10", &ms), TSDB_EINVAL);
+    assert_int_equal(query_parse_time(" 1", &ms), TSDB_EINVAL);
+    assert_int_equal(query_parse_time("1e300", &ms), TSDB_EINVAL);
+    assert_int_equal(query_parse_time("99999999999999999999", &ms),
+                     TSDB_EINVAL);
 }
 
 static void test_params_rfc3339(void **state)
@@ -108,13 +110,16 @@ static void test_params_rfc3339(void **state)
     assert_int_equal(t("2024-02-29T12:00:00-05:30"), 1709227800000);
     assert_int_equal(t("1969-12-31T23:59:59Z"), -1000);
     assert_int_equal(t("0001-01-01T00:00:00Z"), -62135596800000);
-    assert_int_equal(http_parse_time("2023-02-29T00:00:00Z", &ms), TSDB_EINVAL);
-    assert_int_equal(http_parse_time("2024-01-01T24:00:00Z", &ms), TSDB_EINVAL);
-    assert_int_equal(http_parse_time("2024-01-01T00:00:00", &ms), TSDB_EINVAL);
-    assert_int_equal(http_parse_time("2024-01-01T00:00:00.Z", &ms),
+    assert_int_equal(query_parse_time("2023-02-29T00:00:00Z", &ms),
                      TSDB_EINVAL);
-    assert_int_equal(http_parse_time("2024-01-01 00:00:00Z", &ms), TSDB_EINVAL);
-    assert_int_equal(http_parse_time("2024-01-01T00:00:00+1:00", &ms),
+    assert_int_equal(query_parse_time("2024-01-01T24:00:00Z", &ms),
+                     TSDB_EINVAL);
+    assert_int_equal(query_parse_time("2024-01-01T00:00:00", &ms), TSDB_EINVAL);
+    assert_int_equal(query_parse_time("2024-01-01T00:00:00.Z", &ms),
+                     TSDB_EINVAL);
+    assert_int_equal(query_parse_time("2024-01-01 00:00:00Z", &ms),
+                     TSDB_EINVAL);
+    assert_int_equal(query_parse_time("2024-01-01T00:00:00+1:00", &ms),
                      TSDB_EINVAL);
 }
 
