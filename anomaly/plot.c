@@ -41,6 +41,20 @@ struct plot_series *plot_series_new(const struct tsdb_labels *ls)
     return s;
 }
 
+struct plot_series *plot_series_titled(const char *title)
+{
+    struct plot_series *s = calloc(1, sizeof(*s));
+
+    if (s != NULL)
+        snprintf(s->title, sizeof(s->title), "%s", title);
+    return s;
+}
+
+size_t plot_room(const struct plot *p)
+{
+    return PLOT_MAX_SERIES - p->n;
+}
+
 int plot_series_add(struct plot_series *s, int64_t t, double v, double exp,
                     double lo, double hi, bool active)
 {
@@ -203,10 +217,15 @@ static void axes(FILE *o, const struct frame *f)
                 f->x0 - 6, fy(f, v) + 4, v);
         gmtime_r(&secs, &tm);
         strftime(label, sizeof(label), "%m-%d %H:%M", &tm);
+        /* The end ticks sit inside the frame, so their text is not cut. */
         fprintf(o,
-                "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" "
+                "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"%s\" "
                 "font-size=\"11\">%s</text>\n",
-                fx(f, t), f->y0 + f->h + 16, label);
+                fx(f, t), f->y0 + f->h + 16,
+                i == 0   ? "start"
+                : i == 4 ? "end"
+                         : "middle",
+                label);
     }
 }
 
@@ -285,8 +304,8 @@ static void legend(FILE *o)
           "fill=\"#4a90d9\" fill-opacity=\"0.2\"/>"
           "<text x=\"305\" y=\"20\">band</text>"
           "<rect x=\"350\" y=\"10\" width=\"20\" height=\"12\" fill=\"#e33\" "
-          "fill-opacity=\"0.18\"/><text x=\"375\" y=\"20\">anomaly "
-          "(event open)</text><text x=\"560\" y=\"20\">times in UTC</text>"
+          "fill-opacity=\"0.18\"/><text x=\"375\" y=\"20\">anomaly</text>"
+          "<text x=\"450\" y=\"20\">times in UTC</text>"
           "</g>\n",
           o);
 }

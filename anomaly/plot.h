@@ -20,6 +20,10 @@ struct plot_series;
 struct plot;
 
 struct plot_series *plot_series_new(const struct tsdb_labels *ls);
+/* A series titled by text (a CSV file's path) instead of labels. */
+struct plot_series *plot_series_titled(const char *title);
+/* Panels p can still take. */
+size_t plot_room(const struct plot *p);
 int plot_series_add(struct plot_series *s, int64_t t, double v, double exp,
                     double lo, double hi, bool active);
 void plot_series_free(struct plot_series *s);

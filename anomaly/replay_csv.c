@@ -399,7 +399,7 @@ static double cpu_now(void)
 /* One pass of the model over the rows; scores into score (may be NULL). */
 static void run_pass(const struct anomaly_replay_opts *o,
                      const struct anomaly_config *cfg, void *state,
-                     const struct csv *c, double *score)
+                     const struct csv *c, double *score, struct plot_series *ps)
 {
     struct anomaly_result r;
     struct anomaly_step in = {.learn = true};
@@ -412,11 +412,14 @@ static void run_pass(const struct anomaly_replay_opts *o,
         o->model->step(state, cfg, &in, &r);
         if (score)
             score[i] = r.score;
+        if (ps)
+            plot_series_add(ps, in.t, in.v, r.expected, r.lower, r.upper,
+                            r.anomalous);
     }
 }
 
 static int run_model(const struct anomaly_replay_opts *o, const char *path,
-                     const struct csv *c, double *score,
+                     const struct csv *c, double *score, struct plot_series *ps,
                      struct anomaly_replay_stats *st, char *err, size_t errlen)
 {
     struct anomaly_config cfg;
@@ -437,9 +440,9 @@ static int run_model(const struct anomaly_replay_opts *o, const char *path,
     if (!state)
         return TSDB_ENOMEM;
     t0 = cpu_now();
-    run_pass(o, &cfg, state, c, score);
+    run_pass(o, &cfg, state, c, score, ps);
     for (unsigned k = 0; k < o->time_passes; k++)
-        run_pass(o, &cfg, state, c, NULL);
+        run_pass(o, &cfg, state, c, NULL, NULL);
     st->step_cpu_s += cpu_now() - t0;
     st->steps_timed += (uint64_t)c->n * (1 + o->time_passes);
     free(state);
@@ -503,6 +506,7 @@ static int replay_one(const struct anomaly_replay_opts *o, const struct job *jb,
 {
     struct csv c = {0};
     double *score = NULL;
+    struct plot_series *ps = NULL;
     int rc;
 
     rc = read_whole(jb->path, jb->size, &c, err, errlen);
@@ -514,8 +518,16 @@ static int replay_one(const struct anomaly_replay_opts *o, const struct job *jb,
     }
     if (rc == TSDB_OK && !(score = malloc(c.n * sizeof(*score))))
         rc = TSDB_ENOMEM;
+    if (rc == TSDB_OK && o->plot != NULL && plot_room(o->plot) > 0 &&
+        (ps = plot_series_titled(jb->rel)) == NULL)
+        rc = TSDB_ENOMEM;
     if (rc == TSDB_OK)
-        rc = run_model(o, jb->path, &c, score, st, err, errlen);
+        rc = run_model(o, jb->path, &c, score, ps, st, err, errlen);
+    if (rc == TSDB_OK && ps != NULL) {
+        rc = plot_add(o->plot, o->model->name, ps);
+        ps = NULL;
+    }
+    plot_series_free(ps);
     if (rc == TSDB_OK)
         rc = write_out(out_dir, jb->rel, &c, score, err, errlen);
     if (rc == TSDB_OK) {

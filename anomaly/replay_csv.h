@@ -15,6 +15,7 @@
 #include <stdio.h>
 
 #include "anomaly/model.h"
+#include "anomaly/plot.h"
 
 struct anomaly_replay_opts {
     const struct anomaly_model *model;
@@ -29,6 +30,8 @@ struct anomaly_replay_opts {
     bool progress;        /* progress line on stderr */
     unsigned time_passes; /* extra passes over each file, timed only */
     FILE *log;            /* bad rows are reported here, one a line */
+    struct plot *plot;    /* NULL, or panels for the first files; the
+                             windows drawn are the anomalous steps */
 };
 
 struct anomaly_replay_stats {

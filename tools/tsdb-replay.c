@@ -54,7 +54,10 @@ static void usage(FILE *f)
                "  --json              the report as JSON\n"
                "  --plot FILE.svg     draw each series (at most 12), its "
                "expected band and\n"
-               "                      the anomaly windows\n"
+               "                      the anomaly windows (also with --csv: "
+               "one panel per\n"
+               "                      file, the windows its anomalous "
+               "steps)\n"
                "  --save-state        hand the learned model states to the "
                "live detector\n"
                "                      of the same name (DIR/detectors/"
@@ -264,8 +267,16 @@ static int run_csv(struct flags *f)
     int rc;
 
     f->o.progress = isatty(2);
+    if (f->db.plot != NULL && (f->o.plot = plot_new()) == NULL)
+        return 1;
     rc = anomaly_replay_csv(&f->o, f->inputs, f->ninputs, f->out, &st, err,
                             sizeof(err));
+    if (rc == TSDB_OK && f->o.plot != NULL &&
+        plot_write(f->o.plot, f->db.plot) != TSDB_OK) {
+        snprintf(err, sizeof(err), "cannot write %s", f->db.plot);
+        rc = TSDB_EIO;
+    }
+    plot_free(f->o.plot);
     if (rc != TSDB_OK) {
         fprintf(stderr, "tsdb-replay: %s\n", err);
         return 1;

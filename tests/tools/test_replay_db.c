@@ -2,8 +2,9 @@
  * tsdb-replay over a data folder against the live scheduler on the same
  * data: a detector runs live on tsdbd over samples imported ahead of
  * time, then tsdb-replay replays the same steps from the folder, and the
- * events and per-series step counts must be the same.  Also the replay's
- * errors (missing folder, bad definition) and its SVG plot.
+ * events, with their peaks, must be the same.  Also the replay's
+ * errors (missing folder, bad definition) and its SVG plots, of stored
+ * series and of CSV files.
  */
 #include <jansson.h>
 #include <setjmp.h>
@@ -206,10 +207,43 @@ static void test_replay_errors(void **state)
     test_rmdir(dir);
 }
 
+/* --plot in the CSV mode: one panel per file. */
+static void test_csv_plot(void **state)
+{
+    char *dir = test_tmpdir("replay"), path[512], cmd[2048], *out, *svg;
+    size_t cap = 1 << 16, n = 0, len;
+    char *csv = malloc(cap);
+    int status;
+
+    (void)state;
+    n += (size_t)snprintf(csv + n, cap - n, "timestamp,value\n");
+    for (int i = 0; i < 300; i++)
+        n += (size_t)snprintf(csv + n, cap - n, "2024-01-01 %02d:%02d:00,%d\n",
+                              i / 60, i % 60, i == 250 ? 500 : 100 + i % 7);
+    snprintf(path, sizeof(path), "%s/cpu.csv", dir);
+    write_file(path, csv, n);
+    free(csv);
+    snprintf(cmd, sizeof(cmd),
+             REPLAY " --csv %s --model ewma --out %s/out --plot %s/p.svg 2>&1",
+             path, dir, dir);
+    out = run_cmd(cmd, &status);
+    if (status != 0)
+        fail_msg("%s: %s", cmd, out);
+    free(out);
+    snprintf(path, sizeof(path), "%s/p.svg", dir);
+    svg = read_file(path, &len);
+    contains(svg, "<svg");
+    contains(svg, "ewma cpu.csv");
+    contains(svg, "fill=\"#e33\""); /* the spike's window */
+    free(svg);
+    test_rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_replay_errors),
+        cmocka_unit_test(test_csv_plot),
         cmocka_unit_test(test_replay_equals_live),
     };
 
