@@ -67,8 +67,9 @@ int http_detectors_delete_end(struct http_req *r)
                                 name);
     if (rc != TSDB_OK)
         return http_reply_error(r, 500, "internal",
-                                "detector %s removed, but %s", name,
-                                "the definitions file could not be written");
+                                "detector %s removed, but the definitions "
+                                "file could not be written",
+                                name);
     return http_detectors_list_end(r);
 }
 
