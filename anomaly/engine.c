@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "anomaly/engine_internal.h"
+#include "query/duration.h"
 #include "tsdb/error.h"
 #include "tsdb/log.h"
 
@@ -241,6 +242,7 @@ static int start_entry(struct anomaly_engine *e, struct det_entry *x,
     /* The first live step; the history before it is learned from, on
      * the same grid as tsdb-replay, so that both see the same steps. */
     int64_t first = run_step_floor(&x->def, now);
+    char span[QUERY_DURATION_MAX];
     int rc = TSDB_OK;
 
     x->app = tsdb_appender_new(e->db);
@@ -255,8 +257,9 @@ static int start_entry(struct anomaly_engine *e, struct det_entry *x,
     } else if (x->def.history_ms > 0) {
         rc = run_steps(&x->run, e->db, &e->qo, first - x->def.history_ms,
                        first - step, NULL, err, errlen);
-        log_info("detector %s: warmed up on %lld ms of history, %zu series",
-                 x->def.name, (long long)x->def.history_ms, x->run.nseries);
+        query_format_duration(span, x->def.history_ms);
+        log_info("detector %s: learned from %s of history, %zu series",
+                 x->def.name, span, x->run.nseries);
     }
     x->started = true;
     return rc;
