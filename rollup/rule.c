@@ -3,12 +3,12 @@
 
 #include <jansson.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "query/duration.h"
+#include "query/jsondef.h"
 #include "query/matchers.h"
 #include "query/parse.h"
 #include "query/strconv.h"
@@ -28,29 +28,6 @@ const char *rollup_output_name(enum rollup_output o)
     return output_names[o];
 }
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return TSDB_EINVAL;
-}
-
-static bool name_valid(const char *s)
-{
-    size_t n = strlen(s);
-
-    if (n == 0 || n > ROLLUP_NAME_MAX)
-        return false;
-    for (; *s; s++)
-        if (!(*s == '_' || *s == '-' || *s == '.' || (*s >= '0' && *s <= '9') ||
-              (*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z')))
-            return false;
-    return true;
-}
-
 static int parse_match(struct rollup_rule *r, json_t *v, char *err,
                        size_t errlen)
 {
@@ -60,21 +37,23 @@ static int parse_match(struct rollup_rule *r, json_t *v, char *err,
     int rc;
 
     if (s == NULL)
-        return fail(err, errlen,
-                    "field \"match\": a series selector string is required, "
-                    "e.g. \"llm_tokens_total{region=\\\"eu\\\"}\"");
+        return jsondef_fail(
+            err, errlen,
+            "field \"match\": a series selector string is required, "
+            "e.g. \"llm_tokens_total{region=\\\"eu\\\"}\"");
     rc = query_parse(s, strlen(s), &n, &pe);
     if (rc == TSDB_ENOMEM)
         return rc;
     if (rc != TSDB_OK)
-        return fail(err, errlen, "field \"match\": %s", pe.msg);
+        return jsondef_fail(err, errlen, "field \"match\": %s", pe.msg);
     if (n->kind != QUERY_NODE_SELECTOR || n->u.sel.mods.offset_ms != 0 ||
         n->u.sel.mods.at != QUERY_AT_NONE) {
         query_node_free(n);
-        return fail(err, errlen,
-                    "field \"match\": \"%s\" is not a plain series selector "
-                    "(no functions, ranges, offset or @)",
-                    s);
+        return jsondef_fail(
+            err, errlen,
+            "field \"match\": \"%s\" is not a plain series selector "
+            "(no functions, ranges, offset or @)",
+            s);
     }
     rc = query_matchers(n, &r->ms, &r->nms, err, errlen);
     query_node_free(n);
@@ -82,7 +61,7 @@ static int parse_match(struct rollup_rule *r, json_t *v, char *err,
         char why[256];
 
         snprintf(why, sizeof(why), "%s", err);
-        return fail(err, errlen, "field \"match\": %s", why);
+        return jsondef_fail(err, errlen, "field \"match\": %s", why);
     }
     if (rc != TSDB_OK)
         return rc;
@@ -102,22 +81,24 @@ static int parse_labels(struct rollup_rule *r, const char *field, json_t *v,
     json_t *e;
 
     if (!json_is_array(v))
-        return fail(err, errlen,
-                    "field \"%s\": an array of label names is required", field);
+        return jsondef_fail(err, errlen,
+                            "field \"%s\": an array of label names is required",
+                            field);
     if (json_array_size(v) > ROLLUP_MAX_LABELS)
-        return fail(err, errlen, "field \"%s\": at most %d labels", field,
-                    ROLLUP_MAX_LABELS);
+        return jsondef_fail(err, errlen, "field \"%s\": at most %d labels",
+                            field, ROLLUP_MAX_LABELS);
     json_array_foreach(v, i, e)
     {
         const char *s = json_string_value(e);
 
         if (s == NULL || !tsdb_label_name_valid(s, strlen(s)) ||
             strcmp(s, "__name__") == 0)
-            return fail(err, errlen,
-                        "field \"%s\": entry %zu is not a label name "
-                        "([a-zA-Z_][a-zA-Z0-9_]*, not __name__: outputs are "
-                        "always per metric)",
-                        field, i + 1);
+            return jsondef_fail(
+                err, errlen,
+                "field \"%s\": entry %zu is not a label name "
+                "([a-zA-Z_][a-zA-Z0-9_]*, not __name__: outputs are "
+                "always per metric)",
+                field, i + 1);
         r->labels[r->nlabels] = strdup(s);
         if (r->labels[r->nlabels] == NULL)
             return TSDB_ENOMEM;
@@ -126,24 +107,9 @@ static int parse_labels(struct rollup_rule *r, const char *field, json_t *v,
     qsort(r->labels, r->nlabels, sizeof(r->labels[0]), cmp_str);
     for (i = 1; i < r->nlabels; i++)
         if (strcmp(r->labels[i - 1], r->labels[i]) == 0)
-            return fail(err, errlen, "field \"%s\": label \"%s\" is repeated",
-                        field, r->labels[i]);
-    return TSDB_OK;
-}
-
-static int parse_duration(const char *field, json_t *v, int64_t lo, int64_t hi,
-                          int64_t *ms, char *err, size_t errlen)
-{
-    const char *s = json_string_value(v);
-
-    if (s == NULL || query_parse_duration(s, ms) != TSDB_OK)
-        return fail(err, errlen,
-                    "field \"%s\": a duration such as \"1m\" or \"90s\" is "
-                    "required",
-                    field);
-    if (*ms < lo || *ms > hi)
-        return fail(err, errlen, "field \"%s\": %s is outside [%llds, %llds]",
-                    field, s, (long long)(lo / 1000), (long long)(hi / 1000));
+            return jsondef_fail(err, errlen,
+                                "field \"%s\": label \"%s\" is repeated", field,
+                                r->labels[i]);
     return TSDB_OK;
 }
 
@@ -165,32 +131,34 @@ static int parse_quantiles(struct rollup_rule *r, const char *s, size_t at,
         double q = strtod(p, &end);
 
         if (end == p || !(q >= 0 && q <= 1))
-            return fail(err, errlen,
-                        "field \"outputs\": entry %zu: \"%s\" needs numbers "
-                        "from 0 to 1, e.g. quantiles(0.5, 0.99)",
-                        at, s);
+            return jsondef_fail(
+                err, errlen,
+                "field \"outputs\": entry %zu: \"%s\" needs numbers "
+                "from 0 to 1, e.g. quantiles(0.5, 0.99)",
+                at, s);
         if (r->nquantiles == ROLLUP_MAX_QUANTILES)
-            return fail(err, errlen,
-                        "field \"outputs\": entry %zu: at most %d quantiles",
-                        at, ROLLUP_MAX_QUANTILES);
+            return jsondef_fail(
+                err, errlen,
+                "field \"outputs\": entry %zu: at most %d quantiles", at,
+                ROLLUP_MAX_QUANTILES);
         r->quantiles[r->nquantiles++] = q;
         p = end + strspn(end, " ");
         if (*p == ')' && p[1] == '\0')
             break;
         if (*p != ',')
-            return fail(err, errlen,
-                        "field \"outputs\": entry %zu: \"%s\" is not "
-                        "quantiles(q, ...)",
-                        at, s);
+            return jsondef_fail(err, errlen,
+                                "field \"outputs\": entry %zu: \"%s\" is not "
+                                "quantiles(q, ...)",
+                                at, s);
         p++;
     }
     qsort(r->quantiles, r->nquantiles, sizeof(double), cmp_double);
     for (size_t i = 1; i < r->nquantiles; i++)
         if (r->quantiles[i] == r->quantiles[i - 1])
-            return fail(err, errlen,
-                        "field \"outputs\": entry %zu: quantile %g is "
-                        "repeated",
-                        at, r->quantiles[i]);
+            return jsondef_fail(err, errlen,
+                                "field \"outputs\": entry %zu: quantile %g is "
+                                "repeated",
+                                at, r->quantiles[i]);
     r->outputs |= 1u << ROLLUP_QUANTILE;
     return TSDB_OK;
 }
@@ -202,9 +170,10 @@ static int parse_outputs(struct rollup_rule *r, json_t *v, char *err,
     json_t *e;
 
     if (!json_is_array(v) || json_array_size(v) == 0)
-        return fail(err, errlen,
-                    "field \"outputs\": a non-empty array is required, e.g. "
-                    "[\"sum\", \"increase\", \"quantiles(0.5, 0.99)\"]");
+        return jsondef_fail(
+            err, errlen,
+            "field \"outputs\": a non-empty array is required, e.g. "
+            "[\"sum\", \"increase\", \"quantiles(0.5, 0.99)\"]");
     json_array_foreach(v, i, e)
     {
         const char *s = json_string_value(e);
@@ -213,10 +182,11 @@ static int parse_outputs(struct rollup_rule *r, json_t *v, char *err,
 
         if (s != NULL && strncmp(s, "quantiles(", 10) == 0) {
             if (r->outputs & (1u << ROLLUP_QUANTILE))
-                return fail(err, errlen,
-                            "field \"outputs\": entry %zu: quantiles(...) "
-                            "is given twice",
-                            i + 1);
+                return jsondef_fail(
+                    err, errlen,
+                    "field \"outputs\": entry %zu: quantiles(...) "
+                    "is given twice",
+                    i + 1);
             rc = parse_quantiles(r, s, i + 1, err, errlen);
             if (rc != TSDB_OK)
                 return rc;
@@ -226,15 +196,17 @@ static int parse_outputs(struct rollup_rule *r, json_t *v, char *err,
             if (s != NULL && strcmp(s, output_names[o]) == 0)
                 break;
         if (o == ROLLUP_QUANTILE)
-            return fail(err, errlen,
-                        "field \"outputs\": entry %zu: unknown output \"%s\" "
-                        "(sum, count, min, max, avg, last, increase, rate, "
-                        "quantiles(...))",
-                        i + 1, s ? s : "(not a string)");
+            return jsondef_fail(
+                err, errlen,
+                "field \"outputs\": entry %zu: unknown output \"%s\" "
+                "(sum, count, min, max, avg, last, increase, rate, "
+                "quantiles(...))",
+                i + 1, s ? s : "(not a string)");
         if (r->outputs & (1u << o))
-            return fail(err, errlen,
-                        "field \"outputs\": entry %zu: \"%s\" is given twice",
-                        i + 1, s);
+            return jsondef_fail(
+                err, errlen,
+                "field \"outputs\": entry %zu: \"%s\" is given twice", i + 1,
+                s);
         r->outputs |= 1u << o;
     }
     return TSDB_OK;
@@ -252,14 +224,16 @@ static int parse_fields(struct rollup_rule *r, json_t *root, char *err,
         if (strcmp(key, "match") && strcmp(key, "by") &&
             strcmp(key, "without") && strcmp(key, "interval") &&
             strcmp(key, "grace") && strcmp(key, "outputs"))
-            return fail(err, errlen,
-                        "field \"%s\": not a rollup rule field (match, by, "
-                        "without, interval, grace, outputs)",
-                        key);
+            return jsondef_fail(
+                err, errlen,
+                "field \"%s\": not a rollup rule field (match, by, "
+                "without, interval, grace, outputs)",
+                key);
     }
     if (json_object_get(root, "by") && json_object_get(root, "without"))
-        return fail(err, errlen,
-                    "field \"without\": give \"by\" or \"without\", not both");
+        return jsondef_fail(
+            err, errlen,
+            "field \"without\": give \"by\" or \"without\", not both");
     rc = parse_match(r, json_object_get(root, "match"), err, errlen);
     if (rc == TSDB_OK && (v = json_object_get(root, "by")) != NULL)
         rc = parse_labels(r, "by", v, err, errlen);
@@ -268,17 +242,18 @@ static int parse_fields(struct rollup_rule *r, json_t *root, char *err,
         rc = parse_labels(r, "without", v, err, errlen);
     }
     if (rc == TSDB_OK)
-        rc = parse_duration("interval", json_object_get(root, "interval"),
-                            ROLLUP_MIN_INTERVAL_MS, ROLLUP_MAX_INTERVAL_MS,
-                            &r->interval_ms, err, errlen);
+        rc = jsondef_duration(root, "interval", ROLLUP_MIN_INTERVAL_MS,
+                              ROLLUP_MAX_INTERVAL_MS, -1, &r->interval_ms, err,
+                              errlen);
     if (rc == TSDB_OK && r->interval_ms % 1000 != 0)
-        rc = fail(err, errlen,
-                  "field \"interval\": whole seconds only (it names the "
-                  "output series)");
-    r->grace_ms = ROLLUP_DEFAULT_GRACE_MS;
-    if (rc == TSDB_OK && (v = json_object_get(root, "grace")) != NULL)
-        rc = parse_duration("grace", v, 0, ROLLUP_MAX_INTERVAL_MS, &r->grace_ms,
-                            err, errlen);
+        rc =
+            jsondef_fail(err, errlen,
+                         "field \"interval\": whole seconds only (it names the "
+                         "output series)");
+    if (rc == TSDB_OK)
+        rc = jsondef_duration(root, "grace", 0, ROLLUP_MAX_INTERVAL_MS,
+                              ROLLUP_DEFAULT_GRACE_MS, &r->grace_ms, err,
+                              errlen);
     if (rc == TSDB_OK)
         rc = parse_outputs(r, json_object_get(root, "outputs"), err, errlen);
     return rc;
@@ -292,19 +267,21 @@ int rollup_rule_parse(const char *name, const char *json, size_t len,
     int rc;
 
     memset(r, 0, sizeof(*r));
-    if (!name_valid(name))
-        return fail(err, errlen,
-                    "rule name \"%.*s\": 1 to %d of [A-Za-z0-9_.-] required",
-                    ROLLUP_NAME_MAX, name, ROLLUP_NAME_MAX);
+    if (!jsondef_name_valid(name, ROLLUP_NAME_MAX))
+        return jsondef_fail(
+            err, errlen,
+            "rule name \"%.*s\": 1 to %d of [A-Za-z0-9_.-] required",
+            ROLLUP_NAME_MAX, name, ROLLUP_NAME_MAX);
     strcpy(r->name, name);
     root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &je);
     if (root == NULL)
-        return fail(err, errlen,
-                    "rule \"%s\": invalid JSON at line %d, "
-                    "column %d: %s",
-                    name, je.line, je.column, je.text);
+        return jsondef_fail(err, errlen,
+                            "rule \"%s\": invalid JSON at line %d, "
+                            "column %d: %s",
+                            name, je.line, je.column, je.text);
     if (!json_is_object(root))
-        rc = fail(err, errlen, "rule \"%s\": a JSON object is required", name);
+        rc = jsondef_fail(err, errlen, "rule \"%s\": a JSON object is required",
+                          name);
     else
         rc = parse_fields(r, root, err, errlen);
     json_decref(root);
