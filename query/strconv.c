@@ -1,7 +1,6 @@
 /*
- * Go's shortest float formatting (see strconv.h): the digits come from
- * printf's %e at increasing precision until strtod reads the same bits
- * back, which is the shortest round trip by construction.
+ * Go's float formatting (see strconv.h): the shortest digits come from
+ * shortest.c; this file lays them out.
  */
 #include "query/strconv.h"
 
@@ -12,33 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The shortest digits of finite v > 0 and its decimal exponent: v is
- * 0.d1d2d3... x 10^(exp10 + 1), i.e. d1.d2d3... x 10^exp10. */
-static int shortest_digits(double v, char *digits, int *exp10)
-{
-    char e[40];
-    int nd = 0;
-    const char *p;
-
-    /* Rounded to 15 significant digits, any value whose shortest form
-     * has 15 digits or fewer comes out as that form padded with zeros
-     * (the rest of the value is below half a unit of the 15th digit), so
-     * three tries find the shortest: 15, 16, 17 digits. */
-    /* Subnormals have fewer significant bits, so a 15-digit rounding
-     * may read back while a shorter one does too: search them all. */
-    for (int prec = v < DBL_MIN ? 1 : 15; prec <= 17; prec++) {
-        snprintf(e, sizeof(e), "%.*e", prec - 1, v);
-        if (prec == 17 || strtod(e, NULL) == v)
-            break;
-    }
-    for (p = e; *p != 'e'; p++)
-        if (*p >= '0' && *p <= '9')
-            digits[nd++] = *p;
-    *exp10 = atoi(p + 1);
-    while (nd > 1 && digits[nd - 1] == '0')
-        nd--;
-    return nd;
-}
+#include "query/shortest.h"
 
 size_t query_format_u64(char *out, uint64_t v)
 {
@@ -77,7 +50,7 @@ size_t query_format_float(char *out, double v, enum query_float_style style)
         out[len] = '\0';
         return len;
     }
-    nd = shortest_digits(v, digits, &exp10);
+    nd = query_shortest(v, digits, &exp10);
     if (style == QUERY_FLOAT_JSON && (v < 1e-6 || v >= 1e21)) {
         out[len++] = digits[0];
         if (nd > 1) {
