@@ -18,17 +18,9 @@ static int unavailable(struct http_req *r)
 
 int http_detectors_list_end(struct http_req *r)
 {
-    char *list;
-    int rc;
-
     if (r->env->detectors == NULL)
         return unavailable(r);
-    list = anomaly_list_json(r->env->detectors);
-    if (list == NULL)
-        return http_reply_error(r, 500, "internal", "out of memory");
-    rc = http_reply_data(r, list);
-    free(list);
-    return rc;
+    return http_reply_data(r, anomaly_list_json(r->env->detectors));
 }
 
 int http_detectors_put_end(struct http_req *r)
@@ -101,13 +93,12 @@ int http_anomalies_end(struct http_req *r)
     if (det != NULL && *det == '\0')
         det = NULL;
     list = anomaly_events_json(r->env->detectors, det, start, end, &found);
-    if (list == NULL)
-        rc = http_reply_error(r, 500, "internal", "out of memory");
-    else if (!found)
+    if (list != NULL && !found) {
+        free(list);
         rc = http_reply_error(r, 404, "not_found", "no detector named %s", det);
-    else
+    } else {
         rc = http_reply_data(r, list);
-    free(list);
+    }
 out:
     http_params_release(&ps);
     return rc;

@@ -56,15 +56,18 @@ int http_reply_json(struct http_req *r, unsigned status, struct http_buf *b)
     return queue(r, status, resp, "application/json");
 }
 
-int http_reply_data(struct http_req *r, const char *data)
+int http_reply_data(struct http_req *r, char *data)
 {
     struct http_buf b;
     int rc;
 
+    if (data == NULL)
+        return http_reply_error(r, 500, "internal", "out of memory");
     http_buf_init(&b, strlen(data) + 64);
     http_buf_puts(&b, "{\"status\":\"success\",\"data\":");
     http_buf_puts(&b, data);
     http_buf_puts(&b, "}\n");
+    free(data);
     if (b.err != TSDB_OK) {
         http_buf_release(&b);
         return http_reply_error(r, 500, "internal", "out of memory");

@@ -77,8 +77,10 @@ int http_reply(struct http_req *r, unsigned status, const char *type,
 /* Queues b's bytes as a JSON answer, taking them (b is left empty). */
 int http_reply_json(struct http_req *r, unsigned status, struct http_buf *b);
 
-/* Queues 200 {"status":"success","data":DATA}, data being JSON text. */
-int http_reply_data(struct http_req *r, const char *data);
+/* Queues 200 {"status":"success","data":DATA}, data being JSON text
+ * (malloc'd; taken and freed), or 500 when data is NULL: the listings that
+ * build it return NULL only when out of memory. */
+int http_reply_data(struct http_req *r, char *data);
 
 /* Queues the JSON error envelope; msg is printf-formatted. */
 int http_reply_error(struct http_req *r, unsigned status, const char *type,

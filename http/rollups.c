@@ -18,17 +18,9 @@ static int unavailable(struct http_req *r)
 
 int http_rollups_list_end(struct http_req *r)
 {
-    char *list;
-    int rc;
-
     if (r->env->rollups == NULL)
         return unavailable(r);
-    list = rollup_list_json(r->env->rollups);
-    if (list == NULL)
-        return http_reply_error(r, 500, "internal", "out of memory");
-    rc = http_reply_data(r, list);
-    free(list);
-    return rc;
+    return http_reply_data(r, rollup_list_json(r->env->rollups));
 }
 
 /* The NAME of /api/v1/rollups/NAME (the router matched the prefix). */
